@@ -1,0 +1,15 @@
+// The registry of Istio resource kinds the mesh understands: the config loader looks a document's
+// apiVersion/kind up here to find the strict spec schema and the per-resource checks.
+import type { KindDefinition } from '../config/kind';
+
+/** Every kind, in the order the docs list them (networking first, then security). */
+export const KINDS: readonly KindDefinition[] = [];
+
+/** The definition for `group/version` + kind, or undefined when the pair is not served. */
+export function findKind(apiVersion: string, kind: string): KindDefinition | undefined {
+  const slash = apiVersion.indexOf('/');
+  if (slash <= 0) return undefined;
+  const group = apiVersion.slice(0, slash);
+  const version = apiVersion.slice(slash + 1);
+  return KINDS.find((k) => k.group === group && k.kind === kind && k.versions.includes(version));
+}
