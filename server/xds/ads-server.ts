@@ -1,0 +1,530 @@
+// The xDS v3 Aggregated Discovery Service, state-of-the-world variant: one bidirectional stream per
+// client, per-type subscriptions, versions, nonces and ACK/NACK, and debounced pushes of only what changed.
+import * as crypto from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../lib/log';
+import { RESOURCE_TYPE_URLS, TYPE_SHORT_NAME, TypeUrl, type ResourceTypeUrl } from '../../lib/xds/protos';
+import { structToJson } from '../../lib/xds/struct';
+import type { MeshModel } from '../model/mesh-model';
+import { encodeDiscoveryResponse, encodeResourcesField, rawResponseAdsServiceDefinition } from './discovery-response';
+import type { EncodedResource, ResourceGenerator, Subscription, XdsNode } from './generator';
+import { NOOP_XDS_OBSERVER, type XdsObserver } from './observer';
+import type { ClientSyncStatus, TypeSyncStatus, XdsShortType } from './sync-status';
+
+export interface AdsServerOptions {
+  generator: ResourceGenerator;
+  logger: Logger;
+  observer?: XdsObserver;
+  /** Quiet time that ends a burst of model changes; default 100 ms. */
+  debounceMs?: number;
+  /** Longest a burst may delay a push, so a constant stream of changes still goes out; default 1 s. */
+  maxDebounceMs?: number;
+  /** Streams handled per event-loop turn during a push, so ACKs and other work are not starved; default 64. */
+  pushBatchSize?: number;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface AdsServerStats {
+  streams: number;
+  pushes: number;
+  acks: number;
+  nacks: number;
+  rejected: number;
+  /** setModel (the first call of a debounced burst) to the response being written, over the latest pushes. */
+  pushLatencyMs: LatencySummary;
+  /** Response written to its ACK arriving, over the latest ACKs. */
+  ackLatencyMs: LatencySummary;
+}
+
+/** DiscoveryRequest as proto-loader decodes it (keepCase, defaults off: absent fields are undefined). */
+interface DiscoveryRequestMessage {
+  version_info?: string;
+  node?: { id?: string; cluster?: string; metadata?: unknown } | null;
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestMessage, Buffer>;
+
+/** Make-before-break order for SotW ADS (Envoy's xDS protocol, "eventual consistency considerations"). */
+const PUSH_ORDER: readonly ResourceTypeUrl[] = [
+  TypeUrl.Cluster,
+  TypeUrl.ClusterLoadAssignment,
+  TypeUrl.Listener,
+  TypeUrl.RouteConfiguration,
+];
+
+const KNOWN_TYPE_URLS: ReadonlySet<string> = new Set(RESOURCE_TYPE_URLS);
+
+/** Printable ASCII without spaces: what hostnames, Istio-style and grpc-js-xds node ids look like. */
+const NODE_ID_PATTERN = /^[\x21-\x7e]{1,512}$/;
+
+const WILDCARD: Subscription = { wildcard: true };
+const NOTHING: Subscription = { wildcard: false, names: new Set() };
+
+interface TypeState {
+  readonly typeUrl: ResourceTypeUrl;
+  readonly short: XdsShortType;
+  subscription: Subscription;
+  /** The subscription changed since the resources were last computed for this client. */
+  subscriptionChanged: boolean;
+  sentVersion?: string;
+  nonce?: string;
+  sentAt: number;
+  resources: number;
+  ackedVersion?: string;
+  ackedNonce?: string;
+  nackedNonce?: string;
+  lastNack?: { version: string; message: string; at: string };
+}
+
+interface AdsStream {
+  readonly id: string;
+  readonly call: AdsCall;
+  readonly peer: string;
+  readonly connectedAt: Date;
+  node?: XdsNode;
+  log: Logger;
+  readonly types: Map<ResourceTypeUrl, TypeState>;
+  closed: boolean;
+}
+
+/** What one client gets of one type: the resources in name order and their combined version. */
+interface ResourceSnapshot {
+  readonly version: string;
+  readonly resources: readonly EncodedResource[];
+  /** The encoded `resources` field, built on first use and shared by every stream sending this snapshot. */
+  field?: Buffer;
+}
+
+function versionOf(text: string): string {
+  return crypto.hash('sha256', text, 'base64url').slice(0, 16);
+}
+
+const EMPTY_SNAPSHOT: ResourceSnapshot = { version: versionOf(''), resources: [], field: Buffer.alloc(0) };
+
+function buildSnapshot(resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
+  if (resources.size === 0) return EMPTY_SNAPSHOT;
+  // Sorted so that the version and the bytes do not depend on the generator's iteration order.
+  const names = Array.from(resources.keys()).sort();
+  const list = new Array<EncodedResource>(names.length);
+  let text = '';
+  for (let i = 0; i < names.length; i++) {
+    const resource = resources.get(names[i]!)!;
+    list[i] = resource;
+    text += `${names[i]}\u0000${resource.hash}\n`;
+  }
+  return { version: versionOf(text), resources: list };
+}
+
+function sameSubscription(a: Subscription, b: Subscription): boolean {
+  if (a.wildcard || b.wildcard) return a.wildcard === b.wildcard;
+  if (a.names.size !== b.names.size) return false;
+  for (const name of a.names) if (!b.names.has(name)) return false;
+  return true;
+}
+
+/**
+ * Envoy's rules: an empty first request or `*` means wildcard; later requests replace the names.
+ * An empty list keeps a wildcard subscription (legacy wildcard clients always send none) and
+ * otherwise means "nothing of this type".
+ */
+function nextSubscription(names: readonly string[], previous: Subscription | undefined): Subscription {
+  if (names.includes('*')) return WILDCARD;
+  if (names.length === 0) return previous === undefined || previous.wildcard ? WILDCARD : NOTHING;
+  return { wildcard: false, names: new Set(names) };
+}
+
+/** Keeps the latest samples in a ring so summaries cost nothing until asked for. */
+class LatencySamples {
+  private readonly samples: Float64Array;
+  private next = 0;
+  private filled = 0;
+
+  constructor(capacity: number) {
+    this.samples = new Float64Array(capacity);
+  }
+
+  add(value: number): void {
+    this.samples[this.next] = value;
+    this.next = (this.next + 1) % this.samples.length;
+    if (this.filled < this.samples.length) this.filled++;
+  }
+
+  clear(): void {
+    this.next = 0;
+    this.filled = 0;
+  }
+
+  summary(): LatencySummary {
+    if (this.filled === 0) return { count: 0, p50: 0, p99: 0, max: 0 };
+    const sorted = this.samples.slice(0, this.filled).sort();
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+    return { count: this.filled, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
+  }
+}
+
+function grpcError(code: grpc.status, details: string): grpc.ServerErrorResponse {
+  return Object.assign(new Error(details), { code, details });
+}
+
+export class AdsServer {
+  private readonly generator: ResourceGenerator;
+  private readonly log: Logger;
+  private readonly observer: XdsObserver;
+  private readonly debounceMs: number;
+  private readonly maxDebounceMs: number;
+  private readonly pushBatchSize: number;
+  /** Tells this process's nonces and stream ids apart from those of an earlier run. */
+  private readonly instance = crypto.randomBytes(3).toString('hex');
+  private readonly streams = new Map<string, AdsStream>();
+  /** Per generator result: the snapshot computed from it under one model, so shared results are hashed once. */
+  private readonly snapshots = new WeakMap<ReadonlyMap<string, EncodedResource>, { model: MeshModel; snapshot: ResourceSnapshot }>();
+  private model?: MeshModel;
+  private pendingModel?: MeshModel;
+  private burstStartedAt?: number;
+  private debounceTimer?: NodeJS.Timeout;
+  private pushGeneration = 0;
+  private streamCounter = 0;
+  private nonceCounter = 0;
+  private closed = false;
+  private readonly counters = { pushes: 0, acks: 0, nacks: 0, rejected: 0 };
+  private readonly pushLatency = new LatencySamples(8192);
+  private readonly ackLatency = new LatencySamples(8192);
+
+  constructor(options: AdsServerOptions) {
+    this.generator = options.generator;
+    this.log = options.logger.child({ component: 'ads' });
+    this.observer = options.observer ?? NOOP_XDS_OBSERVER;
+    this.debounceMs = options.debounceMs ?? 100;
+    this.maxDebounceMs = Math.max(this.debounceMs, options.maxDebounceMs ?? 1000);
+    this.pushBatchSize = Math.max(1, options.pushBatchSize ?? 64);
+  }
+
+  /** Serves StreamAggregatedResources on the given server (Delta ADS answers UNIMPLEMENTED). */
+  bind(grpcServer: grpc.Server): void {
+    grpcServer.addService(rawResponseAdsServiceDefinition(), {
+      StreamAggregatedResources: (call: AdsCall) => this.openStream(call),
+    });
+  }
+
+  /** A new mesh snapshot. The first one is served at once; later ones are debounced into one push. */
+  setModel(model: MeshModel): void {
+    if (this.closed) return;
+    const now = performance.now();
+    if (!this.model) {
+      this.model = model;
+      void this.pushAll(model, now);
+      return;
+    }
+    this.pendingModel = model;
+    if (this.burstStartedAt === undefined) this.burstStartedAt = now;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.burstStartedAt + this.maxDebounceMs - now));
+    this.debounceTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  syncStatus(): ClientSyncStatus[] {
+    const out: ClientSyncStatus[] = [];
+    for (const stream of this.streams.values()) {
+      if (!stream.node) continue;
+      const types: ClientSyncStatus['types'] = {};
+      for (const state of stream.types.values()) types[state.short] = this.typeStatus(state);
+      out.push({ node: stream.node.id, stream: stream.id, peer: stream.peer, connectedAt: stream.connectedAt.toISOString(), types });
+    }
+    return out;
+  }
+
+  /** Streams whose client has identified itself (sent its first request). */
+  connectedClients(): number {
+    let count = 0;
+    for (const stream of this.streams.values()) if (stream.node) count++;
+    return count;
+  }
+
+  stats(): AdsServerStats {
+    return {
+      streams: this.streams.size,
+      ...this.counters,
+      pushLatencyMs: this.pushLatency.summary(),
+      ackLatencyMs: this.ackLatency.summary(),
+    };
+  }
+
+  resetStats(): void {
+    this.counters.pushes = 0;
+    this.counters.acks = 0;
+    this.counters.nacks = 0;
+    this.counters.rejected = 0;
+    this.pushLatency.clear();
+    this.ackLatency.clear();
+  }
+
+  /** Ends every stream with status OK and stops pushing; new streams are refused with UNAVAILABLE. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    this.debounceTimer = undefined;
+    this.pendingModel = undefined;
+    for (const stream of [...this.streams.values()]) {
+      if (!stream.call.destroyed && !stream.call.writableEnded) stream.call.end();
+      this.release(stream);
+    }
+  }
+
+  private flush(): void {
+    this.debounceTimer = undefined;
+    const model = this.pendingModel;
+    const since = this.burstStartedAt;
+    this.pendingModel = undefined;
+    this.burstStartedAt = undefined;
+    if (!model || since === undefined || this.closed) return;
+    this.model = model;
+    void this.pushAll(model, since);
+  }
+
+  private async pushAll(model: MeshModel, since: number): Promise<void> {
+    const generation = ++this.pushGeneration;
+    const streams = [...this.streams.values()];
+    const started = performance.now();
+    let pushed = 0;
+    for (let i = 0; i < streams.length; i++) {
+      if (i > 0 && i % this.pushBatchSize === 0) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        // A newer model started its own pass over every stream; finishing this one would only
+        // send versions that are already outdated.
+        if (generation !== this.pushGeneration || this.closed) return;
+      }
+      const stream = streams[i]!;
+      if (stream.closed || !stream.node) continue;
+      try {
+        for (const typeUrl of PUSH_ORDER) {
+          const state = stream.types.get(typeUrl);
+          if (state && this.respond(stream, state, state.sentVersion === undefined, since)) pushed++;
+        }
+      } catch (error) {
+        stream.log.error({ err: error }, 'push failed');
+      }
+    }
+    this.log.debug({ model: model.version, streams: streams.length, responses: pushed, ms: performance.now() - started }, 'model applied');
+  }
+
+  private openStream(call: AdsCall): void {
+    if (this.closed) {
+      call.emit('error', grpcError(grpc.status.UNAVAILABLE, 'xDS server is shutting down'));
+      return;
+    }
+    const id = `${this.instance}-${++this.streamCounter}`;
+    const stream: AdsStream = {
+      id,
+      call,
+      peer: call.getPeer(),
+      connectedAt: new Date(),
+      log: this.log,
+      types: new Map(),
+      closed: false,
+    };
+    this.streams.set(id, stream);
+    call.on('data', (request: DiscoveryRequestMessage) => {
+      try {
+        this.onRequest(stream, request);
+      } catch (error) {
+        stream.log.error({ err: error }, 'request handling failed');
+        this.fail(stream, grpc.status.INTERNAL, 'internal error while handling the request');
+      }
+    });
+    // A client half-close ends the conversation: answer with status OK.
+    call.on('end', () => {
+      if (!call.destroyed && !call.writableEnded) call.end();
+      this.release(stream);
+    });
+    call.on('cancelled', () => this.release(stream));
+    call.on('close', () => this.release(stream));
+    call.on('error', (error: Error) => {
+      stream.log.debug({ err: error }, 'stream error');
+      this.release(stream);
+    });
+  }
+
+  private release(stream: AdsStream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.streams.delete(stream.id);
+    if (stream.node) {
+      this.observer.streamClosed(stream.node.id);
+      stream.log.info('xDS stream closed');
+    }
+  }
+
+  /** Ends the stream with a status and a message for the client; the server keeps serving others. */
+  private fail(stream: AdsStream, code: grpc.status, details: string): void {
+    this.reject(stream, details, 'warn');
+    if (!stream.call.destroyed && !stream.call.writableEnded) stream.call.emit('error', grpcError(code, details));
+    this.release(stream);
+  }
+
+  private reject(stream: AdsStream, reason: string, level: 'warn' | 'debug'): void {
+    this.counters.rejected++;
+    this.observer.rejectedRequest(stream.node?.id ?? '', reason);
+    stream.log[level]({ peer: stream.peer, reason }, 'request rejected');
+  }
+
+  private onRequest(stream: AdsStream, request: DiscoveryRequestMessage): void {
+    if (stream.closed) return;
+    if (!stream.node) {
+      const node = request.node;
+      if (!node) return this.fail(stream, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest on a stream must carry node');
+      const id = node.id ?? '';
+      if (!NODE_ID_PATTERN.test(id)) {
+        return this.fail(stream, grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(id)} is not 1 to 512 printable ASCII characters without spaces`);
+      }
+      stream.node = { id, cluster: node.cluster ?? '', metadata: structToJson(node.metadata) };
+      stream.log = this.log.child({ stream: stream.id, node: id });
+      this.observer.streamOpened(id);
+      stream.log.info({ peer: stream.peer }, 'xDS stream opened');
+    } else if (request.node?.id && request.node.id !== stream.node.id) {
+      // The protocol says later nodes must be identical; the first one stays authoritative.
+      this.reject(stream, `node.id changed to ${JSON.stringify(request.node.id)} within the stream; keeping the first`, 'warn');
+    }
+
+    const typeUrl = request.type_url ?? '';
+    if (!KNOWN_TYPE_URLS.has(typeUrl)) {
+      return this.reject(stream, `unknown type URL ${JSON.stringify(typeUrl)}`, 'warn');
+    }
+    const resourceType = typeUrl as ResourceTypeUrl;
+    const names = request.resource_names ?? [];
+    const nonce = request.response_nonce ?? '';
+
+    let state = stream.types.get(resourceType);
+    if (!state) {
+      state = {
+        typeUrl: resourceType,
+        short: TYPE_SHORT_NAME[resourceType],
+        subscription: nextSubscription(names, undefined),
+        subscriptionChanged: true,
+        sentAt: 0,
+        resources: 0,
+      };
+      stream.types.set(resourceType, state);
+      // The first request of a type is always answered, even with nothing: clients wait for it
+      // to finish initialising, and a reconnecting client may hold an outdated view.
+      this.respond(stream, state, true, undefined);
+      return;
+    }
+
+    const next = nextSubscription(names, state.subscription);
+    if (!sameSubscription(next, state.subscription)) {
+      state.subscription = next;
+      state.subscriptionChanged = true;
+    }
+
+    // A nonce other than the latest answers an older response: the client has not seen the newest
+    // one yet and will send a current request after it does. The names it carried are kept above,
+    // but no response is sent (Envoy's xDS protocol, "resource updates").
+    if (state.nonce !== undefined && nonce !== state.nonce) {
+      return this.reject(stream, `stale nonce ${JSON.stringify(nonce)} for ${state.short} (latest ${state.nonce})`, 'debug');
+    }
+    if (state.nonce !== undefined) {
+      if (request.error_detail) this.recordNack(stream, state, nonce, request);
+      else if (state.ackedNonce !== nonce) this.recordAck(stream, state, nonce, request.version_info ?? '');
+    }
+    // After a NACK the same version is not sent again; only a different one (new names or a new
+    // model) goes out, which respond() ensures by comparing versions.
+    if (state.subscriptionChanged) this.respond(stream, state, state.sentVersion === undefined, undefined);
+  }
+
+  private recordAck(stream: AdsStream, state: TypeState, nonce: string, version: string): void {
+    state.ackedVersion = version;
+    state.ackedNonce = nonce;
+    this.counters.acks++;
+    this.ackLatency.add(performance.now() - state.sentAt);
+    this.observer.acked(stream.node!.id, state.short);
+  }
+
+  private recordNack(stream: AdsStream, state: TypeState, nonce: string, request: DiscoveryRequestMessage): void {
+    if (state.nackedNonce === nonce) return;
+    const detail = request.error_detail!;
+    const message = detail.message || `error code ${detail.code ?? 0} without a message`;
+    state.nackedNonce = nonce;
+    state.lastNack = { version: state.sentVersion ?? '', message, at: new Date().toISOString() };
+    this.counters.nacks++;
+    this.observer.nacked(stream.node!.id, state.short, message);
+    stream.log.warn({ type: state.short, version: state.sentVersion, clientVersion: request.version_info ?? '', message }, 'client rejected configuration (NACK)');
+  }
+
+  /**
+   * Computes what the client should have of this type and sends it if its version differs from
+   * the last one sent (or always, when `force`). `since` is the model change that caused it.
+   */
+  private respond(stream: AdsStream, state: TypeState, force: boolean, since: number | undefined): boolean {
+    const model = this.model;
+    const node = stream.node;
+    if (!model || !node || stream.closed) return false;
+    state.subscriptionChanged = false;
+    let resources: ReadonlyMap<string, EncodedResource>;
+    try {
+      resources = this.generator.generate(model, node, state.typeUrl, state.subscription);
+    } catch (error) {
+      stream.log.error({ err: error, type: state.short, model: model.version }, 'resource generation failed; the client keeps what it has');
+      return false;
+    }
+    const snapshot = this.snapshotOf(model, resources);
+    if (!force && snapshot.version === state.sentVersion) return false;
+    this.send(stream, state, snapshot, since);
+    return true;
+  }
+
+  private snapshotOf(model: MeshModel, resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
+    const cached = this.snapshots.get(resources);
+    if (cached && cached.model === model) return cached.snapshot;
+    const snapshot = buildSnapshot(resources);
+    this.snapshots.set(resources, { model, snapshot });
+    return snapshot;
+  }
+
+  private send(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot, since: number | undefined): void {
+    const nonce = `${this.instance}.${(++this.nonceCounter).toString(36)}`;
+    snapshot.field ??= encodeResourcesField(snapshot.resources);
+    const bytes = encodeDiscoveryResponse(snapshot.version, snapshot.field, state.typeUrl, nonce);
+    state.sentVersion = snapshot.version;
+    state.nonce = nonce;
+    state.resources = snapshot.resources.length;
+    state.sentAt = performance.now();
+    this.counters.pushes++;
+    const nodeId = stream.node!.id;
+    const count = snapshot.resources.length;
+    stream.call.write(bytes, (error?: Error | null) => {
+      if (error) return;
+      const now = performance.now();
+      if (since !== undefined) this.pushLatency.add(now - since);
+      this.observer.pushed(nodeId, state.short, count, since === undefined ? 0 : (now - since) / 1000);
+    });
+    stream.log.debug({ type: state.short, version: snapshot.version, nonce, resources: count }, 'response sent');
+  }
+
+  private typeStatus(state: TypeState): TypeSyncStatus {
+    let status: TypeSyncStatus['state'];
+    if (state.sentVersion === undefined) status = 'NOT SENT';
+    else if (state.nackedNonce !== undefined && state.nackedNonce === state.nonce) status = 'NACKED';
+    else if (state.ackedVersion === state.sentVersion) status = 'SYNCED';
+    else status = 'STALE';
+    return {
+      sent: state.sentVersion,
+      acked: state.ackedVersion,
+      nonce: state.nonce,
+      resources: state.resources,
+      lastNack: state.lastNack ? { ...state.lastNack } : undefined,
+      state: status,
+    };
+  }
+}
