@@ -175,3 +175,16 @@ test('binary content is refused: NUL bytes and invalid UTF-8', async (t) => {
   const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(good('a'))]);
   t.deepEqual(parseConfigText('f.yaml', withBom, { kinds }).issues, []);
 });
+
+test('a check warning code (as the kinds list them) lets the resource through', (t) => {
+  const warningKind: KindDefinition<RouteSpec> = {
+    ...routeKind,
+    check(_spec, report) {
+      report('hosts[0]', 'this field is deprecated', 'reviews', 'deprecated-field');
+    },
+  };
+  const parsed = parseConfigText('f.yaml', good('a'), { kinds: [warningKind as KindDefinition] });
+  t.is(parsed.resources.length, 1);
+  t.is(only(parsed.issues, 'deprecated-field').severity, 'warning');
+  t.is(parsed.issues[0]!.path, 'spec.hosts[0]');
+});

@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import { isScalar, parseAllDocuments, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { KINDS } from '../kinds';
+import { severityOf } from '../kinds/common';
 import { formatPath, type ConfigIssue } from './issue';
 import type { KindDefinition } from './kind';
 import { DEFAULT_NAMESPACE, type ConfigResource, type ResourceMetadata } from './resource';
@@ -29,10 +30,14 @@ export function hasErrors(issues: readonly ConfigIssue[]): boolean {
   return issues.some((issue) => issue.severity === 'error');
 }
 
-/** Reads and parses a file, refusing oversized files without reading them. */
-export async function readConfigFile(file: string, options: ParseOptions = {}): Promise<ParsedFile> {
+/**
+ * Reads and parses a file, refusing oversized files without reading them. `name` is how issues
+ * and origins name the file (the CLI shows paths as the user typed them).
+ */
+export async function readConfigFile(path: string, options: ParseOptions = {}, name: string = path): Promise<ParsedFile> {
+  const file = name;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
-  const handle = await open(file, 'r');
+  const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
     if (size > maxBytes) return { file, resources: [], issues: [tooLarge(file, size, maxBytes)] };
@@ -175,8 +180,8 @@ interface Identity {
   name?: string;
 }
 
-function pushIssue(context: DocumentContext, identity: Identity | undefined, fields: IssueFields): void {
-  context.issues.push({ severity: 'error', file: context.file, document: context.document, ...identity, ...fields });
+function pushIssue(context: DocumentContext, identity: Identity | undefined, fields: IssueFields, severity: 'error' | 'warning' = 'error'): void {
+  context.issues.push({ severity, file: context.file, document: context.document, ...identity, ...fields });
 }
 
 function join(prefix: string, path: string): string {
@@ -364,8 +369,10 @@ function readStringMap(context: DocumentContext, identity: Identity, raw: unknow
 function runCheck(context: DocumentContext, identity: Identity, definition: KindDefinition, spec: unknown, specPrefix: string): void {
   if (!definition.check) return;
   try {
+    // ReportIssue carries no severity: the kinds name their warning codes (what Istio accepts
+    // with a warning), and only those may let the resource through.
     definition.check(spec, (path, message, value, code) => {
-      pushIssue(context, identity, { code: code ?? 'invalid-value', path: join(specPrefix, path), message, ...(value !== undefined ? { value } : {}) });
+      pushIssue(context, identity, { code: code ?? 'invalid-value', path: join(specPrefix, path), message, ...(value !== undefined ? { value } : {}) }, severityOf(code));
     });
   } catch (error) {
     // A throwing check is a bug in that kind; the file is refused rather than the server crashing.
