@@ -129,9 +129,9 @@ export function isValidPort(n: number): boolean {
  * Refinement for a protobuf oneof expressed as sibling optional keys: at most one may be set, and
  * with `required` exactly one. Reported at the object, naming the keys, so the path stays useful.
  */
-export function oneOf<T extends object>(keys: readonly (keyof T & string)[], required: boolean) {
-  return (value: T, ctx: z.RefinementCtx): void => {
-    const present = keys.filter((k) => (value as Record<string, unknown>)[k] !== undefined);
+export function oneOf<K extends string>(keys: readonly K[], required: boolean) {
+  return (value: Partial<Record<K, unknown>>, ctx: z.RefinementCtx): void => {
+    const present = keys.filter((k) => value[k] !== undefined);
     if (present.length > 1) {
       ctx.addIssue({ code: 'custom', message: `only one of ${keys.join(', ')} may be set, got ${present.join(' and ')}`, input: value });
     } else if (required && present.length === 0) {
@@ -153,7 +153,7 @@ const stringMatchShape = {
 /** Istio's StringMatch: exactly one of exact, prefix, regex. */
 export const StringMatchSchema = z
   .strictObject(stringMatchShape)
-  .superRefine(oneOf<{ exact?: string; prefix?: string; regex?: string }>(['exact', 'prefix', 'regex'], true));
+  .superRefine(oneOf(['exact', 'prefix', 'regex'], true));
 export type StringMatch = z.infer<typeof StringMatchSchema>;
 
 /**
@@ -162,7 +162,7 @@ export type StringMatch = z.infer<typeof StringMatchSchema>;
  */
 export const PresenceStringMatchSchema = z
   .strictObject(stringMatchShape)
-  .superRefine(oneOf<{ exact?: string; prefix?: string; regex?: string }>(['exact', 'prefix', 'regex'], false));
+  .superRefine(oneOf(['exact', 'prefix', 'regex'], false));
 
 // ---------------------------------------------------------------------------------------------
 // Labels and selectors

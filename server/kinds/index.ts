@@ -1,12 +1,13 @@
 // The registry of Istio resource kinds the mesh understands: the config loader looks a document's
 // apiVersion/kind up here to find the strict spec schema and the per-resource checks.
 import type { KindDefinition } from '../config/kind';
+import { destinationRuleKind } from './destination-rule/schema';
 import { virtualServiceKind } from './virtual-service/schema';
 
 export { WARNING_CODES, severityOf } from './common';
 
 /** Every kind, in the order the docs list them (networking first, then security). */
-export const KINDS: readonly KindDefinition[] = [virtualServiceKind];
+export const KINDS: readonly KindDefinition[] = [virtualServiceKind, destinationRuleKind];
 
 /** The definition for `group/version` + kind, or undefined when the pair is not served. */
 export function findKind(apiVersion: string, kind: string): KindDefinition | undefined {

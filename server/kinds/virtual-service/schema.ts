@@ -85,7 +85,7 @@ export const HTTPRedirectSchema = z
     scheme: z.string().optional(),
     redirectCode: UInt32Schema.optional(),
   })
-  .superRefine(oneOf<{ port?: number; derivePort?: string }>(['port', 'derivePort'], false));
+  .superRefine(oneOf(['port', 'derivePort'], false));
 export type HTTPRedirect = z.infer<typeof HTTPRedirectSchema>;
 
 export const HTTPBodySchema = z
@@ -94,7 +94,7 @@ export const HTTPBodySchema = z
     /** Base64-encoded bytes, as protobuf's JSON mapping writes `bytes`. */
     bytes: z.string().optional(),
   })
-  .superRefine(oneOf<{ string?: string; bytes?: string }>(['string', 'bytes'], true));
+  .superRefine(oneOf(['string', 'bytes'], true));
 export type HTTPBody = z.infer<typeof HTTPBodySchema>;
 
 export const HTTPDirectResponseSchema = z.strictObject({
@@ -154,7 +154,7 @@ export const HTTPFaultInjectionDelaySchema = z
     /** Deprecated integer percentage; `percentage.value` replaces it. */
     percent: Int32Schema.optional(),
   })
-  .superRefine(oneOf<{ fixedDelay?: string; exponentialDelay?: string }>(['fixedDelay', 'exponentialDelay'], false));
+  .superRefine(oneOf(['fixedDelay', 'exponentialDelay'], false));
 export type HTTPFaultInjectionDelay = z.infer<typeof HTTPFaultInjectionDelaySchema>;
 
 export const HTTPFaultInjectionAbortSchema = z
@@ -164,7 +164,7 @@ export const HTTPFaultInjectionAbortSchema = z
     http2Error: z.string().optional(),
     percentage: PercentSchema.optional(),
   })
-  .superRefine(oneOf<{ httpStatus?: number; grpcStatus?: string; http2Error?: string }>(['httpStatus', 'grpcStatus', 'http2Error'], false));
+  .superRefine(oneOf(['httpStatus', 'grpcStatus', 'http2Error'], false));
 export type HTTPFaultInjectionAbort = z.infer<typeof HTTPFaultInjectionAbortSchema>;
 
 export const HTTPFaultInjectionSchema = z.strictObject({

@@ -1,0 +1,217 @@
+// Tests of the DestinationRule schema and checks: Istio's documented examples pass, and each rule
+// (load balancer oneof, pools, outlier detection, locality weights, TLS, subsets) reports its path.
+import test from 'ava';
+import { issueAt, lines, validateYaml } from '../testing';
+import { destinationRuleKind } from './schema';
+
+const dr = (yaml: string) => validateYaml(destinationRuleKind, yaml);
+
+test('the documented bookinfo-ratings rule with subsets, pools, outlier detection and TLS is accepted', (t) => {
+  const result = dr(`
+host: ratings.prod.svc.cluster.local
+exportTo: ["*"]
+trafficPolicy:
+  loadBalancer:
+    simple: LEAST_REQUEST
+    warmupDurationSecs: 60s
+  connectionPool:
+    tcp:
+      maxConnections: 100
+      connectTimeout: 30ms
+      tcpKeepalive:
+        probes: 5
+        time: 7200s
+        interval: 75s
+      maxConnectionDuration: 1h
+      idleTimeout: 1h
+    http:
+      http1MaxPendingRequests: 1024
+      http2MaxRequests: 1000
+      maxRequestsPerConnection: 10
+      maxRetries: 3
+      idleTimeout: 60s
+      h2UpgradePolicy: UPGRADE
+      maxConcurrentStreams: 100
+  outlierDetection:
+    consecutive5xxErrors: 7
+    consecutiveGatewayErrors: 5
+    splitExternalLocalOriginErrors: true
+    consecutiveLocalOriginFailures: 3
+    interval: 5m
+    baseEjectionTime: 15m
+    maxEjectionPercent: 50
+    minHealthPercent: 10
+  tls:
+    mode: MUTUAL
+    clientCertificate: /etc/certs/myclientcert.pem
+    privateKey: /etc/certs/client_private_key.pem
+    caCertificates: /etc/certs/rootcacerts.pem
+    subjectAltNames: [ratings.example.com]
+    sni: ratings.example.com
+  portLevelSettings:
+  - port: {number: 80}
+    loadBalancer: {simple: LEAST_REQUEST}
+  - port: {number: 9080}
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: user, ttl: 0s, path: /, attributes: [{name: SameSite, value: Strict}]}
+        ringHash: {minimumRingSize: 1024}
+  proxyProtocol: {version: V2}
+  retryBudget: {percent: 20, minRetryConcurrency: 3}
+subsets:
+- name: testversion
+  labels:
+    version: v3
+  trafficPolicy:
+    loadBalancer:
+      simple: ROUND_ROBIN
+- name: v1
+  labels: {version: v1}
+`);
+  t.deepEqual(lines(result.issues), []);
+  t.deepEqual(lines(result.issues, 'warning'), []);
+  t.is(result.spec?.subsets?.[0]?.labels?.['version'], 'v3');
+});
+
+test('the documented locality distribute and failover settings are accepted', (t) => {
+  const distribute = dr(`
+host: helloworld.sample.svc.cluster.local
+trafficPolicy:
+  loadBalancer:
+    localityLbSetting:
+      enabled: true
+      distribute:
+      - from: us-west/zone1/*
+        to:
+          "us-west/zone1/*": 80
+          "us-west/zone2/*": 20
+      - from: us-west/zone2/*
+        to:
+          "us-west/zone1/*": 20
+          "us-west/zone2/*": 80
+`);
+  t.deepEqual(distribute.issues, []);
+  const failover = dr(`
+host: helloworld.sample.svc.cluster.local
+trafficPolicy:
+  connectionPool: {http: {maxRequestsPerConnection: 1}}
+  loadBalancer:
+    simple: ROUND_ROBIN
+    localityLbSetting:
+      enabled: true
+      failover: [{from: us-east, to: eu-west}, {from: us-west, to: us-east}]
+  outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 1m}
+`);
+  t.deepEqual(failover.issues, []);
+});
+
+test('locality distribute weights must sum to 100', (t) => {
+  const result = dr(`
+host: a.b.svc.cluster.local
+trafficPolicy:
+  loadBalancer:
+    localityLbSetting:
+      distribute: [{from: "us-west/*", to: {"us-west/*": 60, "us-east/*": 30}}]
+`);
+  const issue = issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting.distribute[0].to');
+  t.is(issue?.message, 'locality weights must sum to 100, got 90');
+  t.is(issue?.code, 'weights-sum');
+});
+
+test('distribute and failover cannot both be set, and failover regions differ', (t) => {
+  const result = dr(`
+host: a
+trafficPolicy:
+  loadBalancer:
+    localityLbSetting:
+      distribute: [{from: "r1/*", to: {"r1/*": 100}}]
+      failover: [{from: r1, to: r1}]
+`);
+  t.is(issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting')?.message, 'can not simultaneously specify distribute and failover');
+  t.is(issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting.failover[0].to')?.message, 'failover from and to must be different regions');
+});
+
+test('simple and consistentHash are a oneof', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, consistentHash: {useSourceIp: true}}}}`);
+  t.regex(issueAt(result.issues, 'trafficPolicy.loadBalancer')?.message ?? '', /only one of simple, consistentHash/);
+});
+
+test('consistent hash keys are a oneof, and a cookie needs a ttl', (t) => {
+  const keys = dr(`{host: a, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user, useSourceIp: true}}}}`);
+  t.regex(issueAt(keys.issues, 'trafficPolicy.loadBalancer.consistentHash')?.message ?? '', /only one of httpHeaderName/);
+  const cookie = dr(`{host: a, trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: user}}}}}`);
+  t.is(issueAt(cookie.issues, 'trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl')?.message, 'ttl required for httpCookie');
+});
+
+test('an unknown load balancing policy name is rejected at its path', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {loadBalancer: {simple: FASTEST}}}`);
+  t.truthy(issueAt(result.issues, 'trafficPolicy.loadBalancer.simple'));
+});
+
+test('an unknown field deep in the connection pool is reported at its path', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {connectionPool: {tcp: {maxConnection: 10}}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.connectionPool.tcp.maxConnection')?.code, 'unknown-field');
+});
+
+test('a wrong type in subsets is reported at its path', (t) => {
+  const result = dr(`{host: a, subsets: [{name: v1, labels: {version: 1}}]}`);
+  t.is(issueAt(result.issues, 'subsets[0].labels.version')?.code, 'wrong-type');
+});
+
+test('durations in pools and outlier detection must be at least 1ms', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {connectionPool: {tcp: {connectTimeout: 0s}}, outlierDetection: {interval: 500us}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.connectionPool.tcp.connectTimeout')?.message, 'duration must be at least 1ms');
+  t.is(issueAt(result.issues, 'trafficPolicy.outlierDetection.interval')?.message, 'duration must be at least 1ms');
+});
+
+test('negative pool limits and out-of-range ejection percentages are errors', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {connectionPool: {http: {maxRetries: -1}}, outlierDetection: {maxEjectionPercent: 150}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.connectionPool.http.maxRetries')?.message, 'must be non-negative');
+  t.is(issueAt(result.issues, 'trafficPolicy.outlierDetection.maxEjectionPercent')?.message, 'percentage must be in the range 0..100');
+});
+
+test('local origin failures need splitExternalLocalOriginErrors; consecutiveErrors is deprecated', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {outlierDetection: {consecutiveLocalOriginFailures: 5, consecutiveErrors: 3}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.outlierDetection.consecutiveLocalOriginFailures')?.severity, 'error');
+  t.is(issueAt(result.issues, 'trafficPolicy.outlierDetection.consecutiveErrors')?.severity, 'warning');
+});
+
+test('UPGRADE with useClientProtocol is contradictory', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE, useClientProtocol: true}}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.connectionPool.http.useClientProtocol')?.code, 'invalid-pool');
+});
+
+test('MUTUAL TLS needs a client certificate and key unless credentialName is set', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {tls: {mode: MUTUAL, caCertificates: /ca.pem}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.tls.clientCertificate')?.message, 'client certificate required for mutual tls');
+  t.is(issueAt(result.issues, 'trafficPolicy.tls.privateKey')?.message, 'private key required for mutual tls');
+  t.deepEqual(dr(`{host: a, trafficPolicy: {tls: {mode: MUTUAL, credentialName: client-credential}}}`).issues, []);
+  const mixed = dr(`{host: a, trafficPolicy: {tls: {mode: SIMPLE, credentialName: c, caCertificates: /ca.pem}}}`);
+  t.is(issueAt(mixed.issues, 'trafficPolicy.tls.credentialName')?.code, 'invalid-tls');
+});
+
+test('empty traffic policies and port-level settings without a port are errors', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {portLevelSettings: [{loadBalancer: {simple: RANDOM}}, {port: {number: 80}}]}, subsets: [{name: v1, trafficPolicy: {}}]}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.portLevelSettings[0].port')?.message, 'port level traffic policy must have a port number');
+  t.is(issueAt(result.issues, 'trafficPolicy.portLevelSettings[1]')?.message, 'port traffic policy must have at least one field');
+  t.is(issueAt(result.issues, 'subsets[0].trafficPolicy')?.message, 'traffic policy must have at least one field');
+});
+
+test('subset names must be DNS labels and unique', (t) => {
+  const result = dr(`{host: a, subsets: [{name: v1}, {name: v1}, {name: "v_2"}]}`);
+  t.is(issueAt(result.issues, 'subsets[1].name')?.message, 'duplicate subset name');
+  t.is(issueAt(result.issues, 'subsets[2].name')?.message, 'subset name must be a DNS label');
+});
+
+test('host syntax, exportTo entries and workloadSelector scope are checked', (t) => {
+  const result = dr(`{host: "bad host", exportTo: [".", "."]}`);
+  t.is(issueAt(result.issues, 'host')?.code, 'invalid-host');
+  t.is(issueAt(result.issues, 'exportTo[1]')?.message, 'duplicate entry in exportTo');
+  const selector = dr(`{host: a, workloadSelector: {matchLabels: {app: a}}, exportTo: ["*"]}`);
+  t.is(issueAt(selector.issues, 'exportTo')?.code, 'invalid-export-to');
+});
+
+test('selector labels reject wildcards', (t) => {
+  const result = dr(`{host: a, workloadSelector: {matchLabels: {app: "*"}}}`);
+  t.is(issueAt(result.issues, 'workloadSelector.matchLabels.app')?.message, 'wildcard is not supported in labels or selectors');
+});
