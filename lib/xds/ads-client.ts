@@ -71,8 +71,8 @@ export interface AdsClientEvents {
   nack: [nack: AdsNack];
   /** The first response arrived on a new stream. */
   connected: [];
-  /** The stream ended; the client retries after a backoff unless closed. */
-  disconnected: [status: grpc.StatusObject];
+  /** The stream ended and a new one starts after `retryMs`; close() ends it without this event. */
+  disconnected: [status: grpc.StatusObject, retryMs: number];
 }
 
 export interface AdsClientStats {
@@ -289,13 +289,13 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private onStreamEnded(status: grpc.StatusObject): void {
     this.call = undefined;
     this.connected = false;
-    this.emitSafely('disconnected', status);
-    if (this.closed) return;
+    // Exponential growth with jitter, so that a fleet cut off together does not return in lockstep.
     const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.multiplier ** this.attempt);
     const delay = base * (1 - this.backoff.jitter + 2 * this.backoff.jitter * Math.random());
     this.attempt++;
     this.log.info({ code: status.code, details: status.details, retryMs: Math.round(delay) }, 'ADS stream ended; reconnecting');
     this.reconnectTimer = setTimeout(() => this.startStream(), delay);
+    this.emitSafely('disconnected', status, delay);
   }
 
   private sendRequest(state: TypeState, reply?: { nonce: string; error?: string }): void {
