@@ -20,6 +20,7 @@ export const WARNING_CODES: ReadonlySet<string> = new Set([
   'ip-sni-host',
   'legacy-gateway-name',
   'tcp-hosts-with-addresses',
+  'ignored-certificates',
 ]);
 
 export function severityOf(code: string | undefined): IssueSeverity {
@@ -357,6 +358,28 @@ export function checkExportTo(report: ReportIssue, at: Segments, exportTo: reado
   if (exportTo.length > 1 && seen.has('~')) {
     reportAt(report, at, 'cannot export to no one (~) and someone', exportTo, 'invalid-export-to');
   }
+}
+
+/**
+ * Istio's `namespace/dnsName` host form of Gateway servers and Sidecar egress listeners. A Gateway
+ * also accepts a bare host (and an IP); Sidecar namespaces may be `~` (none). Undefined when valid.
+ */
+export function namespacedHostProblem(host: string, isGateway: boolean): string | undefined {
+  const slash = host.indexOf('/');
+  let dnsName = host;
+  if (slash < 0) {
+    if (!isGateway) return 'host must be of the form namespace/dnsName';
+  } else {
+    const ns = host.slice(0, slash);
+    dnsName = host.slice(slash + 1);
+    if (ns === '' || dnsName === '') return 'namespace and dnsName in host cannot be empty';
+    const special = ns === '*' || ns === '.' || (!isGateway && ns === '~');
+    if (!special && !isDns1123Label(ns)) return `invalid namespace ${JSON.stringify(ns)}`;
+  }
+  if (isGateway && isIp(dnsName)) return undefined;
+  if (dnsName !== '*' && !dnsName.includes('.')) return 'short names (non FQDN) are not allowed';
+  if (!isWildcardDomain(dnsName)) return `invalid DNS name ${JSON.stringify(dnsName)}`;
+  return undefined;
 }
 
 /** Istio's known port protocols (case-insensitive), `protocol.Parse` minus the unsupported ones. */

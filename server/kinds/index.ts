@@ -2,12 +2,13 @@
 // apiVersion/kind up here to find the strict spec schema and the per-resource checks.
 import type { KindDefinition } from '../config/kind';
 import { destinationRuleKind } from './destination-rule/schema';
+import { gatewayKind } from './gateway/schema';
 import { virtualServiceKind } from './virtual-service/schema';
 
 export { WARNING_CODES, severityOf } from './common';
 
 /** Every kind, in the order the docs list them (networking first, then security). */
-export const KINDS: readonly KindDefinition[] = [virtualServiceKind, destinationRuleKind];
+export const KINDS: readonly KindDefinition[] = [virtualServiceKind, destinationRuleKind, gatewayKind];
 
 /** The definition for `group/version` + kind, or undefined when the pair is not served. */
 export function findKind(apiVersion: string, kind: string): KindDefinition | undefined {
