@@ -22,7 +22,7 @@ export interface ParseOptions {
 export interface ParsedFile {
   file: string;
   /** Resources of the documents that are valid; meaningless to serve when `issues` has an error. */
-  resources: ConfigResource[];
+  resources: readonly ConfigResource[];
   issues: ConfigIssue[];
 }
 
@@ -59,7 +59,7 @@ export function parseConfigText(file: string, content: string | Uint8Array, opti
   if (typeof text !== 'string') return { file, resources: [], issues: [text] };
 
   const kinds = options.kinds ?? KINDS;
-  const out: ParsedFile = { file, resources: [], issues: [] };
+  const out = { file, resources: [] as ConfigResource[], issues: [] as ConfigIssue[] };
   // uniqueKeys: a repeated key silently overriding the first is exactly the kind of typo to catch.
   const documents = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true });
   documents.forEach((doc, index) => {
