@@ -3,12 +3,20 @@
 import type { KindDefinition } from '../config/kind';
 import { destinationRuleKind } from './destination-rule/schema';
 import { gatewayKind } from './gateway/schema';
+import { serviceEntryKind } from './service-entry/schema';
 import { virtualServiceKind } from './virtual-service/schema';
+import { workloadEntryKind } from './workload-entry/schema';
 
 export { WARNING_CODES, severityOf } from './common';
 
 /** Every kind, in the order the docs list them (networking first, then security). */
-export const KINDS: readonly KindDefinition[] = [virtualServiceKind, destinationRuleKind, gatewayKind];
+export const KINDS: readonly KindDefinition[] = [
+  virtualServiceKind,
+  destinationRuleKind,
+  gatewayKind,
+  serviceEntryKind,
+  workloadEntryKind,
+];
 
 /** The definition for `group/version` + kind, or undefined when the pair is not served. */
 export function findKind(apiVersion: string, kind: string): KindDefinition | undefined {
