@@ -264,21 +264,54 @@ function resolveKind(context: DocumentContext, identity: Identity, value: Mappin
     pushIssue(context, identity, {
       code: 'unknown-api-version',
       path: join(prefix, 'apiVersion'),
-      message: `apiVersion "${apiVersionText}" is not accepted for kind ${kindText}; accepted: ${accepted.join(', ')}`,
+      message: `kind ${kindText} is not served at this apiVersion; accepted: ${accepted.join(', ')}`,
       value: apiVersionText,
     });
     return undefined;
   }
-  const caseInsensitive = context.kinds.find((k) => k.kind.toLowerCase() === kindText.toLowerCase());
-  const hint = caseInsensitive ? ` (did you mean ${caseInsensitive.kind}?)` : '';
-  const known = context.kinds.map((k) => `${k.kind} (${k.versions.map((v) => `${k.group}/${v}`).join(', ')})`);
+  const suggestion = closestKind(kindText, context.kinds);
+  const hint = suggestion ? ` (did you mean ${suggestion}?)` : '';
   pushIssue(context, identity, {
     code: 'unknown-kind',
     path: join(prefix, 'kind'),
-    message: `unknown kind "${kindText}" with apiVersion "${apiVersionText}"${hint}; accepted: ${known.length > 0 ? known.join('; ') : 'none'}`,
+    message: `unknown kind for apiVersion "${apiVersionText}"${hint}; accepted: ${describeKinds(context.kinds)}`,
     value: kindText,
   });
   return undefined;
+}
+
+/** `networking.istio.io/{v1alpha3,v1beta1,v1}: VirtualService, DestinationRule; security...`. */
+function describeKinds(kinds: readonly KindDefinition[]): string {
+  if (kinds.length === 0) return 'none';
+  const groups = new Map<string, string[]>();
+  for (const k of kinds) {
+    const versions = k.versions.length === 1 ? k.versions[0]! : `{${k.versions.join(',')}}`;
+    const key = `${k.group}/${versions}`;
+    groups.set(key, [...(groups.get(key) ?? []), k.kind]);
+  }
+  return [...groups].map(([key, names]) => `${key}: ${names.join(', ')}`).join('; ');
+}
+
+/** A known kind within two edits (case ignored) of what was written: the likely typo. */
+function closestKind(written: string, kinds: readonly KindDefinition[]): string | undefined {
+  let best: { kind: string; distance: number } | undefined;
+  for (const k of kinds) {
+    const distance = editDistance(written.toLowerCase(), k.kind.toLowerCase());
+    if (distance <= 2 && (!best || distance < best.distance)) best = { kind: k.kind, distance };
+  }
+  return best?.kind;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 // Kubernetes object names (DNS-1123 subdomain) and namespaces (DNS-1123 label), as Istio checks them.
