@@ -4,6 +4,7 @@ import type { KindDefinition } from '../config/kind';
 import { destinationRuleKind } from './destination-rule/schema';
 import { gatewayKind } from './gateway/schema';
 import { serviceEntryKind } from './service-entry/schema';
+import { sidecarKind } from './sidecar/schema';
 import { virtualServiceKind } from './virtual-service/schema';
 import { workloadEntryKind } from './workload-entry/schema';
 
@@ -15,6 +16,7 @@ export const KINDS: readonly KindDefinition[] = [
   destinationRuleKind,
   gatewayKind,
   serviceEntryKind,
+  sidecarKind,
   workloadEntryKind,
 ];
 
