@@ -2,37 +2,13 @@
 // that nothing defines, hosts bound twice, conflicting ServiceEntries and DestinationRules.
 import type { ConfigIssue } from './issue';
 import { resourceKey, type ConfigResource } from './resource';
+import type { DestinationRuleSpec } from '../kinds/destination-rule/schema';
+import type { ServiceEntrySpec } from '../kinds/service-entry/schema';
+import type { Destination, VirtualServiceSpec } from '../kinds/virtual-service/schema';
 import { protocolFromPortName, type Service } from '../registry/service';
 
-// The fields of the kinds' validated specs that the analysis reads. Resources reaching the
-// analyzer passed their kind's strict schema, so these shapes hold.
-interface DestinationView {
-  host: string;
-  subset?: string;
-}
-interface RouteView {
-  destination: DestinationView;
-}
-interface VirtualServiceView {
-  hosts?: string[];
-  gateways?: string[];
-  exportTo?: string[];
-  http?: Array<{ route?: RouteView[]; mirror?: DestinationView; mirrors?: Array<{ destination: DestinationView }> }>;
-  tcp?: Array<{ route?: RouteView[] }>;
-  tls?: Array<{ route?: RouteView[] }>;
-}
-interface DestinationRuleView {
-  host: string;
-  subsets?: Array<{ name: string }>;
-  workloadSelector?: unknown;
-  exportTo?: string[];
-}
-interface ServiceEntryView {
-  hosts: string[];
-  ports?: Array<{ number: number; name: string; protocol?: string; targetPort?: number }>;
-  resolution?: string;
-  location?: string;
-}
+// Resources reaching the analyzer passed their kind's strict schema, so casting a resource's
+// spec to its kind's spec type (`vs.spec as VirtualServiceSpec`) is sound.
 
 /** The gateway name meaning "the sidecars of the mesh" rather than a Gateway resource. */
 export const MESH_GATEWAY = 'mesh';
@@ -160,7 +136,7 @@ export function analyzeResources(resources: readonly ConfigResource[], services:
 }
 
 function checkGatewayReferences(vs: ConfigResource, gateways: ReadonlySet<string>, issues: ConfigIssue[]): void {
-  const spec = vs.spec as VirtualServiceView;
+  const spec = vs.spec as VirtualServiceSpec;
   spec.gateways?.forEach((gateway, i) => {
     if (gateway === MESH_GATEWAY) return;
     const key = gateway.includes('/') ? gateway : `${vs.metadata.namespace}/${gateway}`;
@@ -174,7 +150,7 @@ function checkGatewayReferences(vs: ConfigResource, gateways: ReadonlySet<string
 function checkMeshHostConflicts(virtualServices: readonly ConfigResource[], hosts: HostIndex, issues: ConfigIssue[]): void {
   const bound = new Map<string, Array<{ vs: ConfigResource; scope: Scope }>>();
   for (const vs of virtualServices) {
-    const spec = vs.spec as VirtualServiceView;
+    const spec = vs.spec as VirtualServiceSpec;
     const onMesh = !spec.gateways || spec.gateways.length === 0 || spec.gateways.includes(MESH_GATEWAY);
     if (!onMesh) continue;
     const scope = exportScope(vs, spec.exportTo);
@@ -206,7 +182,7 @@ function checkServiceEntries(entries: readonly ConfigResource[], issues: ConfigI
   }
   const defined = new Map<string, { entry: ConfigResource; definition: PortDefinition }>();
   for (const entry of entries) {
-    const spec = entry.spec as ServiceEntryView;
+    const spec = entry.spec as ServiceEntrySpec;
     const reported = new Set<number>();
     for (const host of spec.hosts) {
       spec.ports?.forEach((port, i) => {
@@ -238,7 +214,7 @@ function checkServiceEntries(entries: readonly ConfigResource[], issues: ConfigI
 function checkDestinationRuleConflicts(rules: readonly ConfigResource[], hosts: HostIndex, issues: ConfigIssue[]): void {
   const first = new Map<string, ConfigResource>();
   for (const rule of rules) {
-    const spec = rule.spec as DestinationRuleView;
+    const spec = rule.spec as DestinationRuleSpec;
     if (spec.workloadSelector !== undefined) continue;
     const key = `${rule.metadata.namespace}|${hosts.canonical(spec.host)}`;
     const earlier = first.get(key);
@@ -257,7 +233,7 @@ class DestinationRuleIndex {
 
   constructor(rules: readonly ConfigResource[], private readonly hosts: HostIndex) {
     for (const rule of rules) {
-      const host = hosts.canonical((rule.spec as DestinationRuleView).host);
+      const host = hosts.canonical((rule.spec as DestinationRuleSpec).host);
       if (host.startsWith('*')) this.wildcard.push(rule);
       else this.byHost.set(host, [...(this.byHost.get(host) ?? []), rule]);
     }
@@ -268,15 +244,15 @@ class DestinationRuleIndex {
     const canonical = this.hosts.canonical(host);
     const candidates = [
       ...(this.byHost.get(canonical) ?? []),
-      ...this.wildcard.filter((rule) => hostMatches(this.hosts.canonical((rule.spec as DestinationRuleView).host), canonical)),
+      ...this.wildcard.filter((rule) => hostMatches(this.hosts.canonical((rule.spec as DestinationRuleSpec).host), canonical)),
     ];
-    return candidates.filter((rule) => visibleIn(exportScope(rule, (rule.spec as DestinationRuleView).exportTo), namespace));
+    return candidates.filter((rule) => visibleIn(exportScope(rule, (rule.spec as DestinationRuleSpec).exportTo), namespace));
   }
 }
 
 function checkDestinations(vs: ConfigResource, rules: DestinationRuleIndex, hosts: HostIndex, issues: ConfigIssue[]): void {
-  const spec = vs.spec as VirtualServiceView;
-  const destinations: Array<[string, DestinationView]> = [];
+  const spec = vs.spec as VirtualServiceSpec;
+  const destinations: Array<[string, Destination]> = [];
   spec.http?.forEach((http, i) => {
     http.route?.forEach((route, j) => destinations.push([`spec.http[${i}].route[${j}].destination`, route.destination]));
     if (http.mirror) destinations.push([`spec.http[${i}].mirror`, http.mirror]);
@@ -292,8 +268,8 @@ function checkDestinations(vs: ConfigResource, rules: DestinationRuleIndex, host
     }
     if (destination.subset === undefined) continue;
     const applicable = rules.rulesFor(destination.host, vs.metadata.namespace);
-    if (applicable.some((rule) => (rule.spec as DestinationRuleView).subsets?.some((subset) => subset.name === destination.subset))) continue;
-    const defined = applicable.flatMap((rule) => (rule.spec as DestinationRuleView).subsets?.map((subset) => subset.name) ?? []);
+    if (applicable.some((rule) => (rule.spec as DestinationRuleSpec).subsets?.some((subset) => subset.name === destination.subset))) continue;
+    const defined = applicable.flatMap((rule) => (rule.spec as DestinationRuleSpec).subsets?.map((subset) => subset.name) ?? []);
     const detail = applicable.length === 0
       ? `no DestinationRule visible in namespace ${vs.metadata.namespace} applies to host "${destination.host}"`
       : `${applicable.map((rule) => `DestinationRule ${rule.metadata.namespace}/${rule.metadata.name}`).join(', ')} define${applicable.length === 1 ? 's' : ''} ${defined.length > 0 ? `only ${defined.map((name) => `"${name}"`).join(', ')}` : 'no subsets'}`;

@@ -1,6 +1,8 @@
 // The file-based service registry: ServiceEntry and WorkloadEntry resources turned into the
 // mesh's Service/Endpoint model with Istio's semantics, for meshes that run without Consul.
 import type { ConfigResource } from '../config/resource';
+import type { ServiceEntrySpec } from '../kinds/service-entry/schema';
+import type { WorkloadEntrySpec } from '../kinds/workload-entry/schema';
 import { protocolFromPortName, type Endpoint, type Locality, type PortProtocol, type Service, type ServicePort } from './service';
 
 /**
@@ -11,28 +13,6 @@ import { protocolFromPortName, type Endpoint, type Locality, type PortProtocol, 
  * describe meshed workloads with WorkloadEntries.
  */
 export const NODE_ANNOTATION = 'mesh.io/node';
-
-// The fields of the kinds' validated specs that the registry reads.
-interface WorkloadEntryView {
-  address?: string;
-  ports?: Record<string, number>;
-  labels?: Record<string, string>;
-  network?: string;
-  locality?: string;
-  weight?: number;
-  serviceAccount?: string;
-}
-interface ServiceEntryView {
-  hosts: string[];
-  addresses?: string[];
-  ports?: Array<{ number: number; name: string; protocol?: string; targetPort?: number }>;
-  location?: Service['location'];
-  resolution?: Service['resolution'];
-  endpoints?: WorkloadEntryView[];
-  workloadSelector?: { labels?: Record<string, string> };
-  exportTo?: string[];
-  subjectAltNames?: string[];
-}
 
 const PROTOCOLS: ReadonlySet<string> = new Set<PortProtocol>(['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'REDIS', 'MYSQL', 'UDP']);
 
@@ -62,7 +42,7 @@ function endpointPorts(ports: Record<string, number> | undefined, servicePorts: 
   return out;
 }
 
-function toEndpoint(entry: WorkloadEntryView, labels: Record<string, string>, servicePorts: readonly ServicePort[], node: string | undefined): Endpoint | undefined {
+function toEndpoint(entry: WorkloadEntrySpec, labels: Record<string, string>, servicePorts: readonly ServicePort[], node: string | undefined): Endpoint | undefined {
   // Istio allows an address-less entry reached through its network's gateway; this mesh has no
   // cross-network gateways, so such an entry cannot be routed to and is left out.
   if (!entry.address) return undefined;
@@ -82,11 +62,11 @@ function toEndpoint(entry: WorkloadEntryView, labels: Record<string, string>, se
 
 /** A WorkloadEntry's labels: spec.labels overlaid with metadata.labels, as Istio merges them. */
 function workloadLabels(resource: ConfigResource): Record<string, string> {
-  return { ...((resource.spec as WorkloadEntryView).labels ?? {}), ...resource.metadata.labels };
+  return { ...((resource.spec as WorkloadEntrySpec).labels ?? {}), ...resource.metadata.labels };
 }
 
 function endpointsOf(entry: ConfigResource, host: string, ports: readonly ServicePort[], workloads: readonly ConfigResource[]): Endpoint[] {
-  const spec = entry.spec as ServiceEntryView;
+  const spec = entry.spec as ServiceEntrySpec;
   const out: Endpoint[] = [];
   if (spec.workloadSelector) {
     const selector = spec.workloadSelector.labels ?? {};
@@ -94,7 +74,7 @@ function endpointsOf(entry: ConfigResource, host: string, ports: readonly Servic
       if (workload.metadata.namespace !== entry.metadata.namespace) continue;
       const labels = workloadLabels(workload);
       if (!selects(selector, labels)) continue;
-      const endpoint = toEndpoint(workload.spec as WorkloadEntryView, labels, ports, workload.metadata.annotations[NODE_ANNOTATION]);
+      const endpoint = toEndpoint(workload.spec as WorkloadEntrySpec, labels, ports, workload.metadata.annotations[NODE_ANNOTATION]);
       if (endpoint) out.push(endpoint);
     }
     return out;
@@ -124,7 +104,7 @@ export function servicesFromConfig(resources: readonly ConfigResource[]): Servic
   const byKey = new Map<string, Service>();
   for (const entry of resources) {
     if (entry.kind !== 'ServiceEntry') continue;
-    const spec = entry.spec as ServiceEntryView;
+    const spec = entry.spec as ServiceEntrySpec;
     const ports: ServicePort[] = (spec.ports ?? []).map((port) => ({
       name: port.name,
       number: port.number,
