@@ -56,6 +56,8 @@ export type FailureKind = '500' | 'garbage';
 export interface HeldRequest {
   path: string;
   minIndex: number;
+  /** When the query started to be held, in ms since the epoch. */
+  heldSince: number;
   /** When the wait (capped at 10 minutes, plus jitter) elapses, in ms since the epoch. */
   deadline: number;
 }
@@ -75,6 +77,7 @@ const JITTER_FRACTION = 16;
 interface Waiter {
   path: string;
   minIndex: number;
+  heldSince: number;
   deadline: number;
   currentIndex: () => number;
   finish: () => void;
@@ -291,7 +294,7 @@ export class ConsulSimulator {
   held(path?: string): HeldRequest[] {
     return [...this.waiters]
       .filter((waiter) => path === undefined || waiter.path === path)
-      .map(({ path: p, minIndex, deadline }) => ({ path: p, minIndex, deadline }));
+      .map(({ path: p, minIndex, heldSince, deadline }) => ({ path: p, minIndex, heldSince, deadline }));
   }
 
   /** Requests for a path being served right now (held or not). */
@@ -440,10 +443,12 @@ export class ConsulSimulator {
     }
     if (waitMs <= 0 || waitMs > MAX_QUERY_TIME_MS) waitMs = waitMs <= 0 ? DEFAULT_QUERY_TIME_MS : MAX_QUERY_TIME_MS;
     const jitter = this.jitter ? Math.random() * (waitMs / JITTER_FRACTION) : 0;
-    const deadline = Date.now() + waitMs + jitter;
+    const heldSince = Date.now();
+    const deadline = heldSince + waitMs + jitter;
     const waiter: Waiter = {
       path: record.path,
       minIndex,
+      heldSince,
       deadline,
       currentIndex,
       finish: () => {
