@@ -65,16 +65,49 @@ function workloadLabels(resource: ConfigResource): Record<string, string> {
   return { ...((resource.spec as WorkloadEntrySpec).labels ?? {}), ...resource.metadata.labels };
 }
 
-function endpointsOf(entry: ConfigResource, host: string, ports: readonly ServicePort[], workloads: readonly ConfigResource[]): Endpoint[] {
+/** A WorkloadEntry with its merged labels, computed once per registry build. */
+interface Workload {
+  resource: ConfigResource;
+  labels: Record<string, string>;
+}
+
+/**
+ * WorkloadEntries by namespace and by each `key=value` label they carry, so that a selector is
+ * answered from the entries carrying its first label instead of scanning every entry.
+ */
+class WorkloadIndex {
+  private readonly byLabel = new Map<string, Workload[]>();
+  private readonly byNamespace = new Map<string, Workload[]>();
+
+  constructor(resources: readonly ConfigResource[]) {
+    for (const resource of resources) {
+      if (resource.kind !== 'WorkloadEntry') continue;
+      const workload = { resource, labels: workloadLabels(resource) };
+      const namespace = resource.metadata.namespace;
+      push(this.byNamespace, namespace, workload);
+      for (const [key, value] of Object.entries(workload.labels)) push(this.byLabel, `${namespace}\u0000${key}\u0000${value}`, workload);
+    }
+  }
+
+  select(namespace: string, selector: Readonly<Record<string, string>>): Workload[] {
+    const first = Object.entries(selector)[0];
+    const candidates = first ? this.byLabel.get(`${namespace}\u0000${first[0]}\u0000${first[1]}`) : this.byNamespace.get(namespace);
+    return (candidates ?? []).filter((workload) => selects(selector, workload.labels));
+  }
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+function endpointsOf(entry: ConfigResource, host: string, ports: readonly ServicePort[], workloads: WorkloadIndex): Endpoint[] {
   const spec = entry.spec as ServiceEntrySpec;
   const out: Endpoint[] = [];
   if (spec.workloadSelector) {
-    const selector = spec.workloadSelector.labels ?? {};
-    for (const workload of workloads) {
-      if (workload.metadata.namespace !== entry.metadata.namespace) continue;
-      const labels = workloadLabels(workload);
-      if (!selects(selector, labels)) continue;
-      const endpoint = toEndpoint(workload.spec as WorkloadEntrySpec, labels, ports, workload.metadata.annotations[NODE_ANNOTATION]);
+    for (const { resource, labels } of workloads.select(entry.metadata.namespace, spec.workloadSelector.labels ?? {})) {
+      const endpoint = toEndpoint(resource.spec as WorkloadEntrySpec, { ...labels }, ports, resource.metadata.annotations[NODE_ANNOTATION]);
       if (endpoint) out.push(endpoint);
     }
     return out;
@@ -100,7 +133,7 @@ function endpointsOf(entry: ConfigResource, host: string, ports: readonly Servic
  * of a port number wins; the analyzer reports conflicting ones) and endpoints added up.
  */
 export function servicesFromConfig(resources: readonly ConfigResource[]): Service[] {
-  const workloads = resources.filter((r) => r.kind === 'WorkloadEntry');
+  const workloads = new WorkloadIndex(resources);
   const byKey = new Map<string, Service>();
   for (const entry of resources) {
     if (entry.kind !== 'ServiceEntry') continue;
