@@ -1,7 +1,7 @@
 // Tests of the config directory source on a real temp directory: recursive load, what is ignored,
 // watch reactions (create, modify, delete, rename, atomic save, new subdirectory), missing dir.
 import test, { type ExecutionContext } from 'ava';
-import { mkdir, mkdtemp, rename, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigDirectory, isConfigFileName, type ConfigSnapshot } from './config-dir';
@@ -180,4 +180,39 @@ test('reload re-reads everything without a watcher and changes nothing when noth
   await source.reload();
   t.deepEqual(rules(source.snapshot()), [`reviews:v2@${file}`]);
   t.is(changes, 1, 'unsubscribed');
+});
+
+test('a deleted directory keeps the last config serving with an issue; recreated, it is read afresh', async (t) => {
+  const parent = await tempDir(t);
+  const dir = join(parent, 'mesh');
+  await mkdir(dir);
+  await writeFile(join(dir, 'reviews.yaml'), destinationRule('reviews', ['v1']));
+  const source = open(t, dir, { missingPollMs: 50 });
+  await source.start();
+
+  await rm(dir, { recursive: true });
+  t.true(await eventually(() => source.snapshot().issues.some((i) => i.code === 'config-dir-missing')));
+  t.deepEqual(rules(source.snapshot()), [`reviews:v1@${join(dir, 'reviews.yaml')}`], 'still serving');
+
+  await mkdir(dir);
+  await writeFile(join(dir, 'ratings.yaml'), destinationRule('ratings', ['v2']));
+  t.true(await eventually(() => rules(source.snapshot()).join() === `ratings:v2@${join(dir, 'ratings.yaml')}`));
+  t.deepEqual(source.snapshot().issues, []);
+});
+
+test('a ConfigMap-style symlink swap (..data) is picked up', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, '..v1'));
+  await writeFile(join(dir, '..v1', 'reviews.yaml'), destinationRule('reviews', ['v1']));
+  await symlink('..v1', join(dir, '..data'));
+  await symlink(join('..data', 'reviews.yaml'), join(dir, 'reviews.yaml'));
+  const source = open(t, dir);
+  await source.start();
+  t.deepEqual(rules(source.snapshot()), [`reviews:v1@${join(dir, 'reviews.yaml')}`]);
+
+  await mkdir(join(dir, '..v2'));
+  await writeFile(join(dir, '..v2', 'reviews.yaml'), destinationRule('reviews', ['v1', 'v2']));
+  await symlink('..v2', join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  t.true(await eventually(() => rules(source.snapshot()).join() === `reviews:v1+v2@${join(dir, 'reviews.yaml')}`));
 });
