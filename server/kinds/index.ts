@@ -1,14 +1,18 @@
 // The registry of Istio resource kinds the mesh understands: the config loader looks a document's
 // apiVersion/kind up here to find the strict spec schema and the per-resource checks.
 import type { KindDefinition } from '../config/kind';
+import { authorizationPolicyKind } from './authorization-policy/schema';
 import { destinationRuleKind } from './destination-rule/schema';
 import { gatewayKind } from './gateway/schema';
+import { peerAuthenticationKind } from './peer-authentication/schema';
+import { requestAuthenticationKind } from './request-authentication/schema';
 import { serviceEntryKind } from './service-entry/schema';
 import { sidecarKind } from './sidecar/schema';
 import { virtualServiceKind } from './virtual-service/schema';
 import { workloadEntryKind } from './workload-entry/schema';
 
 export { WARNING_CODES, severityOf } from './common';
+export { validateSpec, type SpecIssue, type SpecValidation } from './validate';
 
 /** Every kind, in the order the docs list them (networking first, then security). */
 export const KINDS: readonly KindDefinition[] = [
@@ -18,6 +22,9 @@ export const KINDS: readonly KindDefinition[] = [
   serviceEntryKind,
   sidecarKind,
   workloadEntryKind,
+  peerAuthenticationKind,
+  authorizationPolicyKind,
+  requestAuthenticationKind,
 ];
 
 /** The definition for `group/version` + kind, or undefined when the pair is not served. */
