@@ -10,10 +10,14 @@ export type NetnsTestImplementation = (t: ExecutionContext) => Promise<void> | v
  * skip from inside a running test, so the decision is taken when the test is registered; the
  * reason goes into the skipped test's title so the run's output says why.
  */
-export function requireNetns(tools: readonly string[] = []): (title: string, implementation: NetnsTestImplementation) => void {
+export function requireNetns(
+  tools: readonly string[] = [],
+  options: { readonly serial?: boolean } = {},
+): (title: string, implementation: NetnsTestImplementation) => void {
   const reason = netnsUnavailableReason(tools);
   return (title, implementation) => {
-    if (reason === undefined) test(title, implementation);
-    else test.skip(`${title} (skipped: ${reason})`, implementation);
+    if (reason !== undefined) test.skip(`${title} (skipped: ${reason})`, implementation);
+    else if (options.serial) test.serial(title, implementation);
+    else test(title, implementation);
   };
 }
