@@ -215,3 +215,17 @@ test('selector labels reject wildcards', (t) => {
   const result = dr(`{host: a, workloadSelector: {matchLabels: {app: "*"}}}`);
   t.is(issueAt(result.issues, 'workloadSelector.matchLabels.app')?.message, 'wildcard is not supported in labels or selectors');
 });
+
+test('warmup and warmupDurationSecs are exclusive; the deprecated minimumRingSize warns', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 10s, warmup: {duration: 10s, minimumPercent: 10, aggression: 1.5}}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.loadBalancer.warmupDurationSecs')?.message, 'only one of warmup or warmupDurationSecs may be set');
+  const ring = dr(`{host: a, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, minimumRingSize: 1024}}}}`);
+  t.is(issueAt(ring.issues, 'trafficPolicy.loadBalancer.consistentHash.minimumRingSize')?.severity, 'warning');
+  const both = dr(`{host: a, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, minimumRingSize: 1024, maglev: {tableSize: 65537}}}}}`);
+  t.is(issueAt(both.issues, 'trafficPolicy.loadBalancer.consistentHash.minimumRingSize')?.code, 'invalid-lb');
+});
+
+test('locality patterns allow * only as the last segment', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: "*/zone1", to: {"us/*": 100}}]}}}}`);
+  t.is(issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting.distribute[0].from')?.code, 'invalid-locality-lb');
+});

@@ -134,3 +134,21 @@ test('unknown fields and wrong types in servers are reported at their path', (t)
   const wrong = gw(`{servers: [{port: {number: "80", name: http, protocol: HTTP}, hosts: ["*"]}]}`);
   t.is(issueAt(wrong.issues, 'servers[0].port.number')?.code, 'wrong-type');
 });
+
+test('TLS protocol versions must be ordered and credential sources exclusive', (t) => {
+  const result = gw(`{servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: SIMPLE, credentialName: a, credentialNames: [b], minProtocolVersion: TLSV1_3, maxProtocolVersion: TLSV1_2}}]}`);
+  t.regex(issueAt(result.issues, 'servers[0].tls')?.message ?? '', /only one of credentialName, credentialNames or tlsCertificates/);
+  t.is(issueAt(result.issues, 'servers[0].tls.minProtocolVersion')?.message, 'minProtocolVersion is higher than maxProtocolVersion TLSV1_2');
+});
+
+test('MUTUAL TLS needs a client CA bundle; PASSTHROUGH with certificates warns', (t) => {
+  const mutual = gw(`{servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: MUTUAL, serverCertificate: /c.pem, privateKey: /k.pem}}]}`);
+  t.is(issueAt(mutual.issues, 'servers[0].tls.caCertificates')?.message, 'MUTUAL TLS requires a client CA bundle');
+  const passthrough = gw(`{servers: [{port: {number: 443, name: tls, protocol: TLS}, hosts: ["*"], tls: {mode: PASSTHROUGH, serverCertificate: /c.pem}}]}`);
+  t.is(issueAt(passthrough.issues, 'servers[0].tls')?.severity, 'warning');
+});
+
+test('a bind must be an IP address or a unix socket', (t) => {
+  const result = gw(`{servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"], bind: localhost}]}`);
+  t.is(issueAt(result.issues, 'servers[0].bind')?.message, 'bind must be an IP address or unix://path');
+});

@@ -160,3 +160,19 @@ test('unknown fields and wrong enum values are reported at their path', (t) => {
   t.truthy(issueAt(se(`{hosts: [a.example.com], resolution: DYNAMIC}`).issues, 'resolution'));
   t.is(issueAt(se(`{hosts: [a.example.com], endpoints: [{address: 1.1.1.1, lables: {}}]}`).issues, 'endpoints[0].lables')?.code, 'unknown-field');
 });
+
+test('unix socket endpoints need exactly one service port', (t) => {
+  const result = se(`{hosts: [a.example.com], ports: [{number: 80, name: http, protocol: HTTP}, {number: 81, name: http2, protocol: HTTP}], resolution: STATIC, endpoints: [{address: "unix:///run/a.sock"}]}`);
+  t.is(issueAt(result.issues, 'ports')?.message, 'exactly 1 service port required for unix endpoints');
+});
+
+test('DNS endpoints must be IPs or hostnames, and endpoint addresses are required', (t) => {
+  const result = se(`{hosts: [a.example.com], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS, endpoints: [{address: "not valid"}, {labels: {a: b}}]}`);
+  t.is(issueAt(result.issues, 'endpoints[0].address')?.message, 'endpoint address is not a valid FQDN or an IP address');
+  t.is(issueAt(result.issues, 'endpoints[1].address')?.code, 'missing-address');
+});
+
+test('addresses with several hosts and a TCP port warn with resolution DNS', (t) => {
+  const result = se(`{hosts: [a.example.com, b.example.com], addresses: [10.1.1.1], ports: [{number: 80, name: http, protocol: HTTP}, {number: 9000, name: tcp, protocol: TCP}], resolution: DNS}`);
+  t.is(issueAt(result.issues, 'hosts')?.severity, 'warning');
+});

@@ -152,3 +152,19 @@ test('unknown fields and wrong enum values are reported at their path', (t) => {
   t.truthy(issueAt(sc(`{egress: [{hosts: ["./*"], captureMode: TPROXY}]}`).issues, 'egress[0].captureMode'));
   t.is(issueAt(sc(`{egress: [{hosts: "./*"}]}`).issues, 'egress[0].hosts')?.code, 'wrong-type');
 });
+
+test('unix socket egress listeners capture only with DEFAULT or NONE and need unique binds', (t) => {
+  const result = sc(`
+egress:
+- {port: {number: 0, protocol: HTTP, name: a}, bind: "unix:///run/a.sock", captureMode: IPTABLES, hosts: ["./*"]}
+- {port: {number: 0, protocol: HTTP, name: b}, bind: "unix:///run/a.sock", hosts: ["./*"]}
+`);
+  t.is(issueAt(result.issues, 'egress[0].captureMode')?.message, 'captureMode must be DEFAULT or NONE for unix domain socket listeners');
+  t.is(issueAt(result.issues, 'egress[1].bind')?.message, 'unix domain socket values for listeners must be unique');
+});
+
+test('egress listener binds must be IPs and egress hosts non-empty', (t) => {
+  const result = sc(`{egress: [{port: {number: 80, protocol: HTTP, name: http}, bind: localhost, hosts: []}]}`);
+  t.is(issueAt(result.issues, 'egress[0].bind')?.message, 'bind must be an IP address');
+  t.is(issueAt(result.issues, 'egress[0].hosts')?.message, 'egress listener must contain at least one host');
+});

@@ -339,3 +339,70 @@ test('a VirtualService needs at least one of http, tcp, tls', (t) => {
   const result = vs(`{hosts: [a]}`);
   t.is(issueAt(result.issues, '')?.message, 'http, tcp or tls must be provided in virtual service');
 });
+
+test('directResponse status must be 200-599 and bytes base64', (t) => {
+  const result = vs(`{hosts: [a], http: [{directResponse: {status: 150, body: {bytes: "not base64!"}}}]}`);
+  t.is(issueAt(result.issues, 'http[0].directResponse.status')?.message, 'status must be in the range 200-599');
+  t.is(issueAt(result.issues, 'http[0].directResponse.body.bytes')?.message, 'bytes must be base64 encoded');
+  const body = vs(`{hosts: [a], http: [{directResponse: {status: 200, body: {string: a, bytes: YQ==}}}]}`);
+  t.regex(issueAt(body.issues, 'http[0].directResponse.body')?.message ?? '', /only one of string, bytes/);
+});
+
+test('rewrite needs a target, not both uri and uriRegexRewrite, and a valid regex', (t) => {
+  const result = vs(`
+hosts: [a]
+http:
+- route: [{destination: {host: a}}]
+  rewrite: {}
+- route: [{destination: {host: a}}]
+  rewrite: {uri: /x, uriRegexRewrite: {match: "(?=x)", rewrite: /y}}
+`);
+  t.is(issueAt(result.issues, 'http[0].rewrite')?.message, 'rewrite must specify uri, authority or uriRegexRewrite');
+  t.is(issueAt(result.issues, 'http[1].rewrite.uriRegexRewrite')?.message, 'rewrite may only contain one of uri or uriRegexRewrite');
+  t.regex(issueAt(result.issues, 'http[1].rewrite.uriRegexRewrite.match')?.message ?? '', /lookahead/);
+});
+
+test('the authority may be rewritten only once', (t) => {
+  const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], rewrite: {authority: b.example.com}, headers: {request: {set: {":authority": c.example.com}}}}]}`);
+  t.regex(issueAt(result.issues, 'http[0].headers.request.set[":authority"]')?.message ?? '', /authority header cannot be set multiple times/);
+});
+
+test('JWT claim routing is only for gateways', (t) => {
+  const mesh = vs(`{hosts: [a], http: [{match: [{headers: {"@request.auth.claims.group": {exact: eng}}}], route: [{destination: {host: a}}]}]}`);
+  t.is(issueAt(mesh.issues, 'http[0].match[0].headers["@request.auth.claims.group"]')?.code, 'jwt-claim-route');
+  const gateway = vs(`{hosts: [a.example.com], gateways: [istio-system/gw], http: [{match: [{headers: {"@request.auth.claims.group": {exact: eng}}}], route: [{destination: {host: a}}]}]}`);
+  t.deepEqual(gateway.issues, []);
+});
+
+test('gateway references must be mesh, namespace/name or a name; legacy dotted names warn', (t) => {
+  const result = vs(`{hosts: [a.example.com], gateways: ["ns/bad_name", "gw.istio-system"], http: [{route: [{destination: {host: a}}]}]}`);
+  t.is(issueAt(result.issues, 'gateways[0]')?.code, 'invalid-gateway');
+  const legacy = issueAt(result.issues, 'gateways[1]');
+  t.is(legacy?.severity, 'warning');
+  t.is(legacy?.message, 'legacy gateway name format; prefer "istio-system/gw"');
+});
+
+test('TCP matches need IP/CIDR subnets and valid source namespaces', (t) => {
+  const result = vs(`{hosts: [db], tcp: [{match: [{destinationSubnets: [10.0.0.0/40], sourceNamespace: "Bad_NS"}], route: [{destination: {host: db}}]}]}`);
+  t.is(issueAt(result.issues, 'tcp[0].match[0].destinationSubnets[0]')?.message, 'must be an IP address or CIDR block');
+  t.is(issueAt(result.issues, 'tcp[0].match[0].sourceNamespace')?.message, 'sourceNamespace must be a valid namespace name');
+});
+
+test('TLS routes need matches with SNI hosts and a route', (t) => {
+  const result = vs(`{hosts: [a.example.com], tls: [{match: [{port: 443}]}]}`);
+  t.is(issueAt(result.issues, 'tls[0].match[0].sniHosts')?.message, 'TLS match must have at least one SNI host');
+  t.is(issueAt(result.issues, 'tls[0].route')?.message, 'TLS route is required');
+});
+
+test('a delegate VirtualService cannot carry gateways, tcp or tls', (t) => {
+  const result = vs(`{gateways: [gw], http: [{route: [{destination: {host: a}}]}], tcp: [{route: [{destination: {host: a}}]}]}`);
+  t.is(issueAt(result.issues, 'gateways')?.code, 'invalid-delegate');
+  t.is(issueAt(result.issues, 'tcp')?.code, 'invalid-delegate');
+});
+
+test('grpcStatus must be a status name; http2Error and exponentialDelay are unsupported', (t) => {
+  const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], fault: {abort: {grpcStatus: "14"}, delay: {exponentialDelay: 1s}}}]}`);
+  t.regex(issueAt(result.issues, 'http[0].fault.abort.grpcStatus')?.message ?? '', /UNAVAILABLE/);
+  t.is(issueAt(result.issues, 'http[0].fault.delay.exponentialDelay')?.code, 'unsupported-field');
+  t.deepEqual(vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 5}}}}]}`).issues, []);
+});
