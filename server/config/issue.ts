@@ -43,6 +43,8 @@ export function formatIssue(issue: ConfigIssue): string {
   let head = where.join(', ');
   if (issue.kind) head += `${head ? ' ' : ''}(${issue.kind}${issue.name ? ` ${issue.namespace ?? 'default'}/${issue.name}` : ''})`;
   const path = issue.path ? `${issue.path}: ` : '';
-  const value = issue.value !== undefined ? ` (got ${formatValue(issue.value)})` : '';
+  // Checks often state the value themselves ("weights must sum to 100, got 90"): say it once.
+  const shown = issue.value !== undefined ? formatValue(issue.value) : undefined;
+  const value = shown !== undefined && !issue.message.endsWith(`got ${shown}`) ? ` (got ${shown})` : '';
   return `${head ? `${head}, ` : ''}${path}${issue.message}${value}`;
 }
