@@ -6,11 +6,12 @@
 // lets one process run a thousand clients against a server.
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import * as protobuf from 'protobufjs';
+import type * as protobuf from 'protobufjs';
 import pino from 'pino';
 import type { Logger } from '../log';
 import { adsService, resourceTypes, TypeUrl, unpackAny, type PackedAny } from './protos';
 import { jsonToStruct } from './struct';
+import { encodeMessage, encodeRepeatedString, lengthDelimitedTag, WireReader, type WirePart } from './wire';
 
 export type DecodedResource = Record<string, unknown>;
 
@@ -93,6 +94,9 @@ interface TypeState {
   resources: Map<string, DecodedResource>;
   /** Explicit names went out on this stream, so a later wildcard must be spelled `*`. */
   namedOnStream: boolean;
+  /** resource_names as encoded for `encodedNamesOf`: ACKs repeat them, so they are encoded once. */
+  encodedNames?: Buffer;
+  encodedNamesOf?: readonly string[];
 }
 
 interface ParsedResponse {
@@ -105,6 +109,25 @@ interface ParsedResponse {
 
 /** google.rpc.Code INVALID_ARGUMENT, what Envoy puts in error_detail when it rejects config. */
 const NACK_CODE = 3;
+// Field numbers of envoy.service.discovery.v3.DiscoveryRequest and google.rpc.Status.
+const REQUEST_VERSION_INFO = 1;
+const REQUEST_NODE = 2;
+const REQUEST_RESOURCE_NAMES = 3;
+const REQUEST_TYPE_URL = 4;
+const REQUEST_RESPONSE_NONCE = 5;
+const REQUEST_ERROR_DETAIL = 6;
+const STATUS_CODE = 1;
+const STATUS_MESSAGE = 2;
+// Field numbers of envoy.service.discovery.v3.DiscoveryResponse and google.protobuf.Any.
+const RESPONSE_VERSION_INFO = 1;
+const RESPONSE_RESOURCES = 2;
+const RESPONSE_TYPE_URL = 4;
+const RESPONSE_NONCE = 5;
+const ANY_TYPE_URL = 1;
+const ANY_VALUE = 2;
+/** Legacy wildcard (what Envoy sends for LDS/CDS) and the explicit form. */
+const NO_NAMES: readonly string[] = [];
+const EXPLICIT_WILDCARD: readonly string[] = ['*'];
 const DEFAULT_MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 const EMPTY_BUFFER = Buffer.alloc(0);
 
@@ -114,10 +137,17 @@ function silentLog(): Logger {
   return silent;
 }
 
-let discoveryRequestType: protobuf.Type | undefined;
-function requestType(): protobuf.Type {
-  discoveryRequestType ??= resourceTypes().lookupType('envoy.service.discovery.v3.DiscoveryRequest');
-  return discoveryRequestType;
+let nodeType: protobuf.Type | undefined;
+function encodeNode(node: AdsClientNode, userAgent: string): Buffer {
+  nodeType ??= resourceTypes().lookupType('envoy.config.core.v3.Node');
+  const message = nodeType.fromObject({
+    id: node.id,
+    cluster: node.cluster ?? '',
+    metadata: jsonToStruct(node.metadata ?? {}),
+    user_agent_name: userAgent,
+  });
+  const bytes = nodeType.encode(message).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 let streamMethodPath: string | undefined;
@@ -126,43 +156,42 @@ function methodPath(): string {
   return streamMethodPath;
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /** Reads the DiscoveryResponse envelope; resources are kept as Any views into `bytes` when asked. */
 export function parseDiscoveryResponse(bytes: Buffer, keepResources: boolean): ParsedResponse {
-  const reader = protobuf.Reader.create(bytes);
+  const reader = new WireReader(bytes);
   const response: ParsedResponse = { version: '', typeUrl: '', nonce: '', count: 0, resources: [] };
-  while (reader.pos < reader.len) {
+  while (!reader.done()) {
     const tag = reader.uint32();
-    switch (tag >>> 3) {
-      case 1: response.version = reader.string(); break;
-      case 2:
-        response.count++;
-        if (!keepResources) {
-          reader.skipType(tag & 7);
-          break;
-        }
-        {
-          const end = reader.uint32() + reader.pos;
-          let typeUrl = '';
-          let value: Buffer = EMPTY_BUFFER;
-          while (reader.pos < end) {
-            const inner = reader.uint32();
-            if (inner >>> 3 === 1) typeUrl = reader.string();
-            else if (inner >>> 3 === 2) value = toBuffer(reader.bytes());
-            else reader.skipType(inner & 7);
-          }
-          response.resources.push({ type_url: typeUrl, value });
-        }
-        break;
-      case 4: response.typeUrl = reader.string(); break;
-      case 5: response.nonce = reader.string(); break;
-      default: reader.skipType(tag & 7);
+    const field = tag >>> 3;
+    if ((tag & 7) !== 2) {
+      reader.skip(tag & 7);
+      continue;
     }
+    if (field === RESPONSE_RESOURCES) {
+      response.count++;
+      if (keepResources) response.resources.push(readAny(reader));
+      else reader.skip(2);
+    } else if (field === RESPONSE_VERSION_INFO) response.version = reader.string();
+    else if (field === RESPONSE_TYPE_URL) response.typeUrl = reader.string();
+    else if (field === RESPONSE_NONCE) response.nonce = reader.string();
+    else reader.skip(2);
   }
   return response;
+}
+
+function readAny(outer: WireReader): PackedAny {
+  const length = outer.length();
+  const any = new WireReader(outer.buffer, outer.pos, outer.pos + length);
+  outer.pos += length;
+  let typeUrl = '';
+  let value: Buffer = EMPTY_BUFFER;
+  while (!any.done()) {
+    const tag = any.uint32();
+    if (tag === lengthDelimitedTag(ANY_TYPE_URL)) typeUrl = any.string();
+    else if (tag === lengthDelimitedTag(ANY_VALUE)) value = any.bytes();
+    else any.skip(tag & 7);
+  }
+  return { type_url: typeUrl, value };
 }
 
 function resourceName(resource: DecodedResource): string | undefined {
@@ -176,8 +205,8 @@ function errorMessage(error: unknown): string {
 
 export class AdsClient extends EventEmitter<AdsClientEvents> {
   private readonly grpcClient: grpc.Client;
-  private readonly node: AdsClientNode;
-  private readonly userAgent: string;
+  /** node, encoded once: it goes out on the first request of every stream. */
+  private readonly encodedNode: Buffer;
   private readonly log: Logger;
   private readonly validate?: AdsClientOptions['validate'];
   private readonly decode: boolean;
@@ -194,8 +223,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
 
   constructor(options: AdsClientOptions) {
     super();
-    this.node = options.node;
-    this.userAgent = options.userAgent ?? 'mesh-ads-client';
+    this.encodedNode = encodeNode(options.node, options.userAgent ?? 'mesh-ads-client');
     this.log = options.logger ?? silentLog();
     this.validate = options.validate;
     this.decode = options.decode ?? true;
@@ -302,30 +330,31 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     const call = this.call;
     if (!call) return;
     let names: readonly string[];
-    if (state.names === '*') names = state.namedOnStream ? ['*'] : [];
+    if (state.names === '*') names = state.namedOnStream ? EXPLICIT_WILDCARD : NO_NAMES;
     else {
       names = state.names;
       state.namedOnStream = true;
     }
-    const request: Record<string, unknown> = {
-      version_info: state.version ?? '',
-      resource_names: names,
-      type_url: state.typeUrl,
-      response_nonce: reply?.nonce ?? state.nonce ?? '',
-    };
-    if (reply?.error !== undefined) request.error_detail = { code: NACK_CODE, message: reply.error };
+    if (state.encodedNamesOf !== names) {
+      state.encodedNames = encodeRepeatedString(REQUEST_RESOURCE_NAMES, names);
+      state.encodedNamesOf = names;
+    }
+    const parts: WirePart[] = [
+      { field: REQUEST_VERSION_INFO, text: state.version ?? '' },
+      { raw: state.encodedNames! },
+      { field: REQUEST_TYPE_URL, text: state.typeUrl },
+      { field: REQUEST_RESPONSE_NONCE, text: reply?.nonce ?? state.nonce ?? '' },
+    ];
+    if (reply?.error !== undefined) {
+      const status = encodeMessage([{ field: STATUS_CODE, varint: NACK_CODE }, { field: STATUS_MESSAGE, text: reply.error }]);
+      parts.push({ field: REQUEST_ERROR_DETAIL, bytes: status });
+    }
     // Only the first request of a stream carries the node (allowed by the protocol, saves bytes).
     if (!this.nodeSent) {
-      request.node = {
-        id: this.node.id,
-        cluster: this.node.cluster ?? '',
-        metadata: jsonToStruct(this.node.metadata ?? {}),
-        user_agent_name: this.userAgent,
-      };
+      parts.push({ field: REQUEST_NODE, bytes: this.encodedNode });
       this.nodeSent = true;
     }
-    const type = requestType();
-    call.write(toBuffer(type.encode(type.fromObject(request)).finish()));
+    call.write(encodeMessage(parts));
   }
 
   private onResponse(bytes: Buffer): void {

@@ -113,7 +113,7 @@ class RecordingObserver implements XdsObserver {
   }
 }
 
-async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
@@ -170,14 +170,14 @@ class RawStream {
   }
 
   /** The next response not yet read, waiting for it up to a deadline. */
-  async next(timeoutMs = 5000): Promise<ResponseMessage> {
+  async next(timeoutMs = 20_000): Promise<ResponseMessage> {
     const index = this.read;
     const response = await eventually(`response #${index + 1} on ${this.nodeId}`, () => this.responses[index] ?? (this.status ? false : undefined), timeoutMs);
     this.read++;
     return response;
   }
 
-  async ended(timeoutMs = 5000): Promise<grpc.StatusObject> {
+  async ended(timeoutMs = 20_000): Promise<grpc.StatusObject> {
     return eventually(`end of stream ${this.nodeId}`, () => this.status, timeoutMs);
   }
 
@@ -453,6 +453,23 @@ test('a first request without node ends that stream with INVALID_ARGUMENT and ot
   const later = h.raw('later');
   later.send(TypeUrl.Cluster);
   t.is((await later.next()).type_url, TypeUrl.Cluster);
+});
+
+test('a request that is not a DiscoveryRequest ends the stream with INVALID_ARGUMENT', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model(basicWorld));
+  const client = new grpc.Client(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure());
+  t.teardown(() => client.close());
+  const path = adsService().service.StreamAggregatedResources!.path;
+  const call = client.makeBidiStreamRequest<Buffer, Buffer>(path, (b) => b, (b) => b);
+  let status: grpc.StatusObject | undefined;
+  call.on('status', (s: grpc.StatusObject) => { status = s; });
+  call.on('error', () => {});
+  // Field 1 claims 65535 bytes that never come.
+  call.write(Buffer.from([0x0a, 0xff, 0xff, 0x03]));
+  const ended = await eventually('status', () => status);
+  t.is(ended.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(ended.details, /malformed DiscoveryRequest/);
 });
 
 test('a node id that is empty or has spaces ends the stream with INVALID_ARGUMENT', async (t) => {

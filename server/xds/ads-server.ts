@@ -7,7 +7,8 @@ import type { Logger } from '../../lib/log';
 import { RESOURCE_TYPE_URLS, TYPE_SHORT_NAME, TypeUrl, type ResourceTypeUrl } from '../../lib/xds/protos';
 import { structToJson } from '../../lib/xds/struct';
 import type { MeshModel } from '../model/mesh-model';
-import { encodeDiscoveryResponse, encodeResourcesField, rawResponseAdsServiceDefinition } from './discovery-response';
+import { decodeNames, parseDiscoveryRequest, type DiscoveryRequestView } from './discovery-request';
+import { encodeDiscoveryResponse, encodeResourcesField, rawAdsServiceDefinition } from './discovery-response';
 import type { EncodedResource, ResourceGenerator, Subscription, XdsNode } from './generator';
 import { NOOP_XDS_OBSERVER, type XdsObserver } from './observer';
 import type { ClientSyncStatus, TypeSyncStatus, XdsShortType } from './sync-status';
@@ -43,17 +44,8 @@ export interface AdsServerStats {
   ackLatencyMs: LatencySummary;
 }
 
-/** DiscoveryRequest as proto-loader decodes it (keepCase, defaults off: absent fields are undefined). */
-interface DiscoveryRequestMessage {
-  version_info?: string;
-  node?: { id?: string; cluster?: string; metadata?: unknown } | null;
-  resource_names?: string[];
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: { code?: number; message?: string } | null;
-}
-
-type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestMessage, Buffer>;
+/** Requests arrive as bytes (parsed by parseDiscoveryRequest); responses leave as encoded bytes. */
+type AdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** Make-before-break order for SotW ADS (Envoy's xDS protocol, "eventual consistency considerations"). */
 const PUSH_ORDER: readonly ResourceTypeUrl[] = [
@@ -75,6 +67,8 @@ interface TypeState {
   readonly typeUrl: ResourceTypeUrl;
   readonly short: XdsShortType;
   subscription: Subscription;
+  /** resource_names of the last request as encoded, to notice a change without decoding. */
+  namesKey: Buffer;
   /** The subscription changed since the resources were last computed for this client. */
   subscriptionChanged: boolean;
   sentVersion?: string;
@@ -212,7 +206,7 @@ export class AdsServer {
 
   /** Serves StreamAggregatedResources on the given server (Delta ADS answers UNIMPLEMENTED). */
   bind(grpcServer: grpc.Server): void {
-    grpcServer.addService(rawResponseAdsServiceDefinition(), {
+    grpcServer.addService(rawAdsServiceDefinition(), {
       StreamAggregatedResources: (call: AdsCall) => this.openStream(call),
     });
   }
@@ -335,7 +329,14 @@ export class AdsServer {
       closed: false,
     };
     this.streams.set(id, stream);
-    call.on('data', (request: DiscoveryRequestMessage) => {
+    call.on('data', (bytes: Buffer) => {
+      let request: DiscoveryRequestView;
+      try {
+        request = parseDiscoveryRequest(bytes);
+      } catch (error) {
+        this.fail(stream, grpc.status.INVALID_ARGUMENT, `malformed DiscoveryRequest: ${error instanceof Error ? error.message : String(error)}`);
+        return;
+      }
       try {
         this.onRequest(stream, request);
       } catch (error) {
@@ -379,7 +380,7 @@ export class AdsServer {
     stream.log[level]({ peer: stream.peer, reason }, 'request rejected');
   }
 
-  private onRequest(stream: AdsStream, request: DiscoveryRequestMessage): void {
+  private onRequest(stream: AdsStream, request: DiscoveryRequestView): void {
     if (stream.closed) return;
     if (!stream.node) {
       const node = request.node;
@@ -397,20 +398,20 @@ export class AdsServer {
       this.reject(stream, `node.id changed to ${JSON.stringify(request.node.id)} within the stream; keeping the first`, 'warn');
     }
 
-    const typeUrl = request.type_url ?? '';
+    const typeUrl = request.typeUrl;
     if (!KNOWN_TYPE_URLS.has(typeUrl)) {
       return this.reject(stream, `unknown type URL ${JSON.stringify(typeUrl)}`, 'warn');
     }
     const resourceType = typeUrl as ResourceTypeUrl;
-    const names = request.resource_names ?? [];
-    const nonce = request.response_nonce ?? '';
+    const nonce = request.responseNonce;
 
     let state = stream.types.get(resourceType);
     if (!state) {
       state = {
         typeUrl: resourceType,
         short: TYPE_SHORT_NAME[resourceType],
-        subscription: nextSubscription(names, undefined),
+        subscription: nextSubscription(decodeNames(request.namesKey), undefined),
+        namesKey: request.namesKey,
         subscriptionChanged: true,
         sentAt: 0,
         resources: 0,
@@ -422,10 +423,13 @@ export class AdsServer {
       return;
     }
 
-    const next = nextSubscription(names, state.subscription);
-    if (!sameSubscription(next, state.subscription)) {
-      state.subscription = next;
-      state.subscriptionChanged = true;
+    if (!request.namesKey.equals(state.namesKey)) {
+      state.namesKey = request.namesKey;
+      const next = nextSubscription(decodeNames(request.namesKey), state.subscription);
+      if (!sameSubscription(next, state.subscription)) {
+        state.subscription = next;
+        state.subscriptionChanged = true;
+      }
     }
 
     // A nonce other than the latest answers an older response: the client has not seen the newest
@@ -435,8 +439,8 @@ export class AdsServer {
       return this.reject(stream, `stale nonce ${JSON.stringify(nonce)} for ${state.short} (latest ${state.nonce})`, 'debug');
     }
     if (state.nonce !== undefined) {
-      if (request.error_detail) this.recordNack(stream, state, nonce, request);
-      else if (state.ackedNonce !== nonce) this.recordAck(stream, state, nonce, request.version_info ?? '');
+      if (request.errorDetail) this.recordNack(stream, state, nonce, request.errorDetail, request.versionInfo);
+      else if (state.ackedNonce !== nonce) this.recordAck(stream, state, nonce, request.versionInfo);
     }
     // After a NACK the same version is not sent again; only a different one (new names or a new
     // model) goes out, which respond() ensures by comparing versions.
@@ -451,15 +455,14 @@ export class AdsServer {
     this.observer.acked(stream.node!.id, state.short);
   }
 
-  private recordNack(stream: AdsStream, state: TypeState, nonce: string, request: DiscoveryRequestMessage): void {
+  private recordNack(stream: AdsStream, state: TypeState, nonce: string, detail: { code: number; message: string }, clientVersion: string): void {
     if (state.nackedNonce === nonce) return;
-    const detail = request.error_detail!;
-    const message = detail.message || `error code ${detail.code ?? 0} without a message`;
+    const message = detail.message || `error code ${detail.code} without a message`;
     state.nackedNonce = nonce;
     state.lastNack = { version: state.sentVersion ?? '', message, at: new Date().toISOString() };
     this.counters.nacks++;
     this.observer.nacked(stream.node!.id, state.short, message);
-    stream.log.warn({ type: state.short, version: state.sentVersion, clientVersion: request.version_info ?? '', message }, 'client rejected configuration (NACK)');
+    stream.log.warn({ type: state.short, version: state.sentVersion, clientVersion, message }, 'client rejected configuration (NACK)');
   }
 
   /**

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { parseDiscoveryResponse } from '../../lib/xds/ads-client';
 import { adsService, packAny, TypeUrl, unpackAny } from '../../lib/xds/protos';
-import { encodeDiscoveryResponse, encodeResourcesField, rawResponseAdsServiceDefinition } from './discovery-response';
+import { encodeDiscoveryResponse, encodeResourcesField, rawAdsServiceDefinition } from './discovery-response';
 import type { EncodedResource } from './generator';
 
 function cluster(name: string, padding = 0): EncodedResource {
@@ -53,11 +53,10 @@ test('the client envelope reader sees the same fields, and only counts when not 
   t.is(counted.resources.length, 0);
 });
 
-test('the service definition writes Buffers untouched and still decodes requests with proto-loader', (t) => {
-  const definition = rawResponseAdsServiceDefinition().StreamAggregatedResources!;
+test('the service definition passes bytes through both ways', (t) => {
+  const definition = rawAdsServiceDefinition().StreamAggregatedResources!;
   const bytes = Buffer.from([1, 2, 3]);
   t.is(definition.responseSerialize(bytes), bytes);
-  const original = adsService().service.StreamAggregatedResources!;
-  const request = original.requestSerialize({ type_url: TypeUrl.Listener, node: { id: 'n' } });
-  t.like(definition.requestDeserialize(request) as object, { type_url: TypeUrl.Listener, node: { id: 'n' } });
+  t.is(definition.requestDeserialize(bytes), bytes);
+  t.is(definition.path, adsService().service.StreamAggregatedResources!.path);
 });
