@@ -1,5 +1,5 @@
-// End-to-end redirection with the iptables backend in test namespaces (scenarios in redirect-scenarios.ts):
-// install/verify/remove, outbound and inbound capture, exclusions, original destination via the addon.
+// End-to-end redirection with the iptables (nf_tables) backend in test namespaces; the scenarios
+// (capture, exclusions, original destination, verify, remove) live in redirect-scenarios.ts.
 import { registerRedirectScenarios } from './redirect-scenarios';
 
 registerRedirectScenarios('iptables');
