@@ -15,6 +15,7 @@ import type { ClientSyncStatus, TypeSyncStatus, XdsShortType } from './sync-stat
 
 export interface AdsServerOptions {
   generator: ResourceGenerator;
+  /** Used as given (the caller binds its context, e.g. `{component: 'ads'}`); streams get children. */
   logger: Logger;
   observer?: XdsObserver;
   /** Quiet time that ends a burst of model changes; default 100 ms. */
@@ -197,7 +198,7 @@ export class AdsServer {
 
   constructor(options: AdsServerOptions) {
     this.generator = options.generator;
-    this.log = options.logger.child({ component: 'ads' });
+    this.log = options.logger;
     this.observer = options.observer ?? NOOP_XDS_OBSERVER;
     this.debounceMs = options.debounceMs ?? 100;
     this.maxDebounceMs = Math.max(this.debounceMs, options.maxDebounceMs ?? 1000);
