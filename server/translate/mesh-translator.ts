@@ -2,6 +2,7 @@
 // Sidecar-derived view many nodes share) it builds and encodes clusters, routes and listeners
 // once, and per node it only selects; node-specific resources (inbound side, locality-aware
 // load assignments) are cached by what they depend on.
+import { createHash } from 'node:crypto';
 import { resourceKey } from '../config/resource';
 import { TypeUrl, type ResourceTypeUrl } from '../../lib/xds/protos';
 import type { MeshModel } from '../model/mesh-model';
@@ -39,15 +40,34 @@ class ClientContextState {
   private readonly rules = new Map<Service, DestinationRuleResource | undefined>();
   readonly clusterSets = new Map<ClientFlavor, ClusterSet>();
   private edsSpecs?: Map<string, LoadAssignmentSpec>;
-  readonly routeConfigs = new Map<string, EncodedResource | null>();
-  readonly portListeners = new Map<number, EncodedResource | null>();
+  private bindings?: string;
 
   constructor(
     readonly model: ModelState,
     readonly scope: SidecarScope,
     /** The identity that created the context; equal keys mean equal config-relevant identities. */
     readonly identity: NodeIdentity,
+    /** Part of the context key that names the client's labels, when config selects by them. */
+    private readonly labelKey: string,
   ) {}
+
+  /**
+   * A fingerprint of everything listeners and route configurations are built from: the visible
+   * services and ports, the VirtualService and DestinationRule bound to each, the outbound policy
+   * and (when they matter) the client's labels. Contexts of different namespaces or Sidecars that
+   * end up with the same bindings share those resources.
+   */
+  bindingKey(): string {
+    if (this.bindings !== undefined) return this.bindings;
+    const hash = createHash('sha1');
+    hash.update(`${this.scope.outboundPolicy}\u0000${this.labelKey}`);
+    for (const { service, ports } of this.scope.services) {
+      const vs = this.model.index.virtualServiceFor(service, this.scope.namespaces);
+      hash.update(`\u0000${service.hostname}|${ports.map((p) => p.number).join(',')}|${vs ? resourceKey(vs) : ''}|${this.ruleKey(service)}`);
+    }
+    this.bindings = hash.digest('base64url');
+    return this.bindings;
+  }
 
   ruleFor(service: Service): DestinationRuleResource | undefined {
     if (this.rules.has(service)) return this.rules.get(service);
@@ -63,7 +83,10 @@ class ClientContextState {
       flavor,
       views: this.identity.views,
       resolve: (host) => this.model.index.service(host),
-      consistentHash: (service, subset, port) => consistentHashFor(this.ruleFor(service)?.spec, subset, port),
+      // A destination outside the scope has no cluster on this node, so no hash policy either;
+      // this also keeps route content a function of the binding key.
+      consistentHash: (service, subset, port) =>
+        this.scope.byName.has(service.hostname) ? consistentHashFor(this.ruleFor(service)?.spec, subset, port) : undefined,
     };
   }
 
@@ -115,6 +138,8 @@ class ModelState {
   private readonly inboundListeners = new Map<string, EncodedResource>();
   private readonly outboundCatchAll = new Map<string, EncodedResource>();
   private readonly apiListeners = new Map<string, EncodedResource>();
+  /** Listeners and route configurations by binding key and name; null records "nothing to serve". */
+  readonly boundResources = new Map<string, EncodedResource | null>();
   readonly staticClusters: readonly EncodedResource[];
   /** Config depends on the client's labels only when some route or rule selects by them. */
   private readonly labelSensitive: boolean;
@@ -141,7 +166,7 @@ class ModelState {
     if (context) return context;
     let sidecarScope = this.scopes.get(scope);
     if (!sidecarScope) this.scopes.set(scope, (sidecarScope = buildSidecarScope(this.index, identity, scope)));
-    context = new ClientContextState(this, sidecarScope, identity);
+    context = new ClientContextState(this, sidecarScope, identity, this.labelSensitive ? sourceMatchKey(identity) : '');
     this.contexts.set(key, context);
     return context;
   }
@@ -263,11 +288,12 @@ export class MeshTranslator implements ResourceGenerator {
     }
     const resources: EncodedResource[] = [state.virtualOutbound(context.scope.outboundPolicy)];
     for (const port of outboundPorts(context.scope)) {
-      let encoded = context.portListeners.get(port);
+      const key = `${context.bindingKey()}|listener|${port}`;
+      let encoded = state.boundResources.get(key);
       if (encoded === undefined) {
         const listener = buildOutboundPortListener(state.index, context.scope, port, context.routeContext(port, 'agent'));
         encoded = listener ? encodeResource(TypeUrl.Listener, listener.name as string, listener) : null;
-        context.portListeners.set(port, encoded);
+        state.boundResources.set(key, encoded);
       }
       if (encoded) resources.push(encoded);
     }
@@ -279,10 +305,11 @@ export class MeshTranslator implements ResourceGenerator {
     const names = subscription.wildcard ? [] : [...subscription.names];
     const out = new Map<string, EncodedResource>();
     for (const name of names) {
-      let encoded = context.routeConfigs.get(name);
+      const key = `${context.bindingKey()}|routes|${name}`;
+      let encoded = context.model.boundResources.get(key);
       if (encoded === undefined) {
         encoded = this.buildRouteConfiguration(context, name) ?? null;
-        context.routeConfigs.set(name, encoded);
+        context.model.boundResources.set(key, encoded);
       }
       if (encoded) out.set(name, encoded);
     }

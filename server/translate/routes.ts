@@ -202,6 +202,8 @@ function translateRoute(vs: VirtualServiceResource, route: HTTPRoute, match: HTT
 export function translateVirtualServiceRoutes(vs: VirtualServiceResource, ctx: RouteContext): ProtoObject[] {
   const out: ProtoObject[] = [];
   for (const route of vs.spec.http ?? []) {
+    // Delegation (a route handing over to another VirtualService) is not translated yet: such a
+    // route is skipped rather than guessed at, and the next routes still apply.
     if (route.delegate) continue;
     let catchAll = false;
     if (!route.match || route.match.length === 0) {
@@ -213,7 +215,10 @@ export function translateVirtualServiceRoutes(vs: VirtualServiceResource, ctx: R
         const translated = translateRoute(vs, route, match, ctx);
         if (!translated) continue;
         out.push(translated);
-        if (isCatchAllMatch(translated.match as ProtoObject)) {
+        // A block conditioned on the source is left to the agent to check per connection (other
+        // workloads of the node may not match), so it never ends the list.
+        const sourceConditioned = (match.sourceLabels && Object.keys(match.sourceLabels).length > 0) || match.sourceNamespace !== undefined;
+        if (!sourceConditioned && isCatchAllMatch(translated.match as ProtoObject)) {
           catchAll = true;
           break;
         }
