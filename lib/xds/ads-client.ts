@@ -12,6 +12,7 @@ import type { Logger } from '../log';
 import { adsService, resourceTypes, TypeUrl, unpackAny, type PackedAny } from './protos';
 import { jsonToStruct } from './struct';
 import { encodeMessage, encodeRepeatedString, lengthDelimitedTag, WireReader, type WirePart } from './wire';
+import { AnyField, DiscoveryRequestField, DiscoveryResponseField, StatusField } from './field-numbers';
 
 export type DecodedResource = Record<string, unknown>;
 
@@ -109,22 +110,6 @@ interface ParsedResponse {
 
 /** google.rpc.Code INVALID_ARGUMENT, what Envoy puts in error_detail when it rejects config. */
 const NACK_CODE = 3;
-// Field numbers of envoy.service.discovery.v3.DiscoveryRequest and google.rpc.Status.
-const REQUEST_VERSION_INFO = 1;
-const REQUEST_NODE = 2;
-const REQUEST_RESOURCE_NAMES = 3;
-const REQUEST_TYPE_URL = 4;
-const REQUEST_RESPONSE_NONCE = 5;
-const REQUEST_ERROR_DETAIL = 6;
-const STATUS_CODE = 1;
-const STATUS_MESSAGE = 2;
-// Field numbers of envoy.service.discovery.v3.DiscoveryResponse and google.protobuf.Any.
-const RESPONSE_VERSION_INFO = 1;
-const RESPONSE_RESOURCES = 2;
-const RESPONSE_TYPE_URL = 4;
-const RESPONSE_NONCE = 5;
-const ANY_TYPE_URL = 1;
-const ANY_VALUE = 2;
 /** Legacy wildcard (what Envoy sends for LDS/CDS) and the explicit form. */
 const NO_NAMES: readonly string[] = [];
 const EXPLICIT_WILDCARD: readonly string[] = ['*'];
@@ -167,13 +152,13 @@ export function parseDiscoveryResponse(bytes: Buffer, keepResources: boolean): P
       reader.skip(tag & 7);
       continue;
     }
-    if (field === RESPONSE_RESOURCES) {
+    if (field === DiscoveryResponseField.resources) {
       response.count++;
       if (keepResources) response.resources.push(readAny(reader));
       else reader.skip(2);
-    } else if (field === RESPONSE_VERSION_INFO) response.version = reader.string();
-    else if (field === RESPONSE_TYPE_URL) response.typeUrl = reader.string();
-    else if (field === RESPONSE_NONCE) response.nonce = reader.string();
+    } else if (field === DiscoveryResponseField.version_info) response.version = reader.string();
+    else if (field === DiscoveryResponseField.type_url) response.typeUrl = reader.string();
+    else if (field === DiscoveryResponseField.nonce) response.nonce = reader.string();
     else reader.skip(2);
   }
   return response;
@@ -187,8 +172,8 @@ function readAny(outer: WireReader): PackedAny {
   let value: Buffer = EMPTY_BUFFER;
   while (!any.done()) {
     const tag = any.uint32();
-    if (tag === lengthDelimitedTag(ANY_TYPE_URL)) typeUrl = any.string();
-    else if (tag === lengthDelimitedTag(ANY_VALUE)) value = any.bytes();
+    if (tag === lengthDelimitedTag(AnyField.type_url)) typeUrl = any.string();
+    else if (tag === lengthDelimitedTag(AnyField.value)) value = any.bytes();
     else any.skip(tag & 7);
   }
   return { type_url: typeUrl, value };
@@ -336,22 +321,22 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
       state.namedOnStream = true;
     }
     if (state.encodedNamesOf !== names) {
-      state.encodedNames = encodeRepeatedString(REQUEST_RESOURCE_NAMES, names);
+      state.encodedNames = encodeRepeatedString(DiscoveryRequestField.resource_names, names);
       state.encodedNamesOf = names;
     }
     const parts: WirePart[] = [
-      { field: REQUEST_VERSION_INFO, text: state.version ?? '' },
+      { field: DiscoveryRequestField.version_info, text: state.version ?? '' },
       { raw: state.encodedNames! },
-      { field: REQUEST_TYPE_URL, text: state.typeUrl },
-      { field: REQUEST_RESPONSE_NONCE, text: reply?.nonce ?? state.nonce ?? '' },
+      { field: DiscoveryRequestField.type_url, text: state.typeUrl },
+      { field: DiscoveryRequestField.response_nonce, text: reply?.nonce ?? state.nonce ?? '' },
     ];
     if (reply?.error !== undefined) {
-      const status = encodeMessage([{ field: STATUS_CODE, varint: NACK_CODE }, { field: STATUS_MESSAGE, text: reply.error }]);
-      parts.push({ field: REQUEST_ERROR_DETAIL, bytes: status });
+      const status = encodeMessage([{ field: StatusField.code, varint: NACK_CODE }, { field: StatusField.message, text: reply.error }]);
+      parts.push({ field: DiscoveryRequestField.error_detail, bytes: status });
     }
     // Only the first request of a stream carries the node (allowed by the protocol, saves bytes).
     if (!this.nodeSent) {
-      parts.push({ field: REQUEST_NODE, bytes: this.encodedNode });
+      parts.push({ field: DiscoveryRequestField.node, bytes: this.encodedNode });
       this.nodeSent = true;
     }
     call.write(encodeMessage(parts));

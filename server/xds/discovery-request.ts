@@ -6,6 +6,7 @@
 import type * as protobuf from 'protobufjs';
 import { CONVERSION_OPTIONS, resourceTypes } from '../../lib/xds/protos';
 import { WireReader } from '../../lib/xds/wire';
+import { DiscoveryRequestField, StatusField } from '../../lib/xds/field-numbers';
 
 /** DiscoveryRequest.node as protobufjs decodes it (proto field names; metadata is a Struct object). */
 export interface RequestNode {
@@ -25,15 +26,6 @@ export interface DiscoveryRequestView {
   namesKey: Buffer;
 }
 
-// Field numbers of envoy.service.discovery.v3.DiscoveryRequest and google.rpc.Status.
-const VERSION_INFO = 1;
-const NODE = 2;
-const RESOURCE_NAMES = 3;
-const TYPE_URL = 4;
-const RESPONSE_NONCE = 5;
-const ERROR_DETAIL = 6;
-const STATUS_CODE = 1;
-const STATUS_MESSAGE = 2;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -50,8 +42,8 @@ function decodeStatus(bytes: Buffer): { code: number; message: string } {
   while (!reader.done()) {
     const tag = reader.uint32();
     // int32 code: a negative value would be sign-extended; |0 brings it back.
-    if (tag >>> 3 === STATUS_CODE && (tag & 7) === 0) status.code = reader.uint32() | 0;
-    else if (tag >>> 3 === STATUS_MESSAGE && (tag & 7) === 2) status.message = reader.string();
+    if (tag >>> 3 === StatusField.code && (tag & 7) === 0) status.code = reader.uint32() | 0;
+    else if (tag >>> 3 === StatusField.message && (tag & 7) === 2) status.message = reader.string();
     else reader.skip(tag & 7);
   }
   return status;
@@ -69,16 +61,16 @@ export function parseDiscoveryRequest(bytes: Buffer): DiscoveryRequestView {
     const tag = reader.uint32();
     const field = tag >>> 3;
     const lengthDelimited = (tag & 7) === 2;
-    if (field === RESOURCE_NAMES && lengthDelimited) {
+    if (field === DiscoveryRequestField.resource_names && lengthDelimited) {
       reader.skip(2);
       const last = nameRanges[nameRanges.length - 1];
       if (last && last[1] === start) last[1] = reader.pos;
       else nameRanges.push([start, reader.pos]);
-    } else if (field === VERSION_INFO && lengthDelimited) view.versionInfo = reader.string();
-    else if (field === TYPE_URL && lengthDelimited) view.typeUrl = reader.string();
-    else if (field === RESPONSE_NONCE && lengthDelimited) view.responseNonce = reader.string();
-    else if (field === NODE && lengthDelimited) view.node = decodeNode(reader.bytes());
-    else if (field === ERROR_DETAIL && lengthDelimited) view.errorDetail = decodeStatus(reader.bytes());
+    } else if (field === DiscoveryRequestField.version_info && lengthDelimited) view.versionInfo = reader.string();
+    else if (field === DiscoveryRequestField.type_url && lengthDelimited) view.typeUrl = reader.string();
+    else if (field === DiscoveryRequestField.response_nonce && lengthDelimited) view.responseNonce = reader.string();
+    else if (field === DiscoveryRequestField.node && lengthDelimited) view.node = decodeNode(reader.bytes());
+    else if (field === DiscoveryRequestField.error_detail && lengthDelimited) view.errorDetail = decodeStatus(reader.bytes());
     else reader.skip(tag & 7);
   }
   if (nameRanges.length === 1) view.namesKey = bytes.subarray(nameRanges[0]![0], nameRanges[0]![1]);

@@ -9,14 +9,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { adsService } from '../../lib/xds/protos';
 import { encodeMessage, lengthDelimitedTag, varintSize, writeVarint } from '../../lib/xds/wire';
 import type { EncodedResource } from './generator';
+import { AnyField, DiscoveryResponseField } from '../../lib/xds/field-numbers';
 
-// Field numbers of envoy.service.discovery.v3.DiscoveryResponse and google.protobuf.Any.
-const RESPONSE_VERSION_INFO = 1;
-const RESPONSE_RESOURCES = 2;
-const RESPONSE_TYPE_URL = 4;
-const RESPONSE_NONCE = 5;
-const ANY_TYPE_URL = 1;
-const ANY_VALUE = 2;
 
 /**
  * The `resources` field (repeated google.protobuf.Any) of a DiscoveryResponse, already framed:
@@ -40,12 +34,12 @@ export function encodeResourcesField(resources: readonly EncodedResource[]): Buf
   let offset = 0;
   for (let i = 0; i < resources.length; i++) {
     const any = resources[i]!.any;
-    out[offset++] = lengthDelimitedTag(RESPONSE_RESOURCES);
+    out[offset++] = lengthDelimitedTag(DiscoveryResponseField.resources);
     offset = writeVarint(out, offset, anyLengths[i]!);
-    out[offset++] = lengthDelimitedTag(ANY_TYPE_URL);
+    out[offset++] = lengthDelimitedTag(AnyField.type_url);
     offset = writeVarint(out, offset, typeUrlLengths[i]!);
     offset += out.write(any.type_url, offset, typeUrlLengths[i]!, 'utf8');
-    out[offset++] = lengthDelimitedTag(ANY_VALUE);
+    out[offset++] = lengthDelimitedTag(AnyField.value);
     offset = writeVarint(out, offset, any.value.length);
     offset += any.value.copy(out, offset);
   }
@@ -55,10 +49,10 @@ export function encodeResourcesField(resources: readonly EncodedResource[]): Buf
 /** A complete DiscoveryResponse message: version_info, the pre-encoded resources, type_url, nonce. */
 export function encodeDiscoveryResponse(versionInfo: string, resourcesField: Buffer, typeUrl: string, nonce: string): Buffer {
   return encodeMessage([
-    { field: RESPONSE_VERSION_INFO, text: versionInfo },
+    { field: DiscoveryResponseField.version_info, text: versionInfo },
     { raw: resourcesField },
-    { field: RESPONSE_TYPE_URL, text: typeUrl },
-    { field: RESPONSE_NONCE, text: nonce },
+    { field: DiscoveryResponseField.type_url, text: typeUrl },
+    { field: DiscoveryResponseField.nonce, text: nonce },
   ]);
 }
 
