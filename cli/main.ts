@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // meshctl, the operator CLI: each subcommand lives in its own file and returns an exit code;
 // this file only maps the command line onto them.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { analyzeCommand } from './analyze';
 import { DEFAULT_ADMIN_URL, proxyStatusCommand } from './proxy-status';
+import { redirectCommand, type RedirectAction, type RedirectCommandOptions } from './redirect';
 
 const io = {
   stdout: (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
@@ -31,6 +32,44 @@ program
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (node: string | undefined, options: { server: string; output: 'table' | 'json' }) =>
     finish(await proxyStatusCommand({ server: options.server, output: options.output, node }, io)));
+
+function portList(value: string): number[] {
+  return value.split(',').filter(Boolean).map((part) => {
+    const port = Number(part.trim());
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`not a port: ${JSON.stringify(part)}`);
+    return port;
+  });
+}
+
+function uid(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`not a uid: ${JSON.stringify(value)}`);
+  return n;
+}
+
+const redirect = program
+  .command('redirect')
+  .description('install, verify or remove the iptables/nftables rules that send this host\'s traffic through mesh-agent');
+for (const action of ['install', 'verify', 'remove'] as const satisfies readonly RedirectAction[]) {
+  redirect
+    .command(action)
+    .description({
+      install: 'install the redirection rules (idempotent)',
+      verify: 'compare the rules in force with the expected ones; exit 1 with the difference when they differ',
+      remove: 'remove every rule and chain of the mesh, and nothing else',
+    }[action])
+    .addOption(new Option('--backend <name>', 'rule backend').choices(['auto', 'iptables', 'iptables-legacy', 'nftables']).default('auto'))
+    .option('--netns <name>', 'act inside this network namespace')
+    .option('--agent-uid <uid>', 'uid mesh-agent runs as; its own traffic is never captured (required for install and verify)', uid)
+    .option('--outbound-port <port>', 'agent outbound port', (v) => portList(v)[0]!, 15001)
+    .option('--inbound-port <port>', 'agent inbound port', (v) => portList(v)[0]!, 15006)
+    .option('--exclude-outbound-ports <ports>', 'comma-separated destination ports never captured', portList)
+    .option('--exclude-outbound-cidrs <cidrs>', 'comma-separated destination CIDRs never captured', (v: string) => v.split(',').filter(Boolean))
+    .option('--inbound-ports <ports>', 'comma-separated ports to capture inbound, or * for all', (v: string) => (v.trim() === '*' ? '*' : portList(v)))
+    .option('--exclude-inbound-ports <ports>', 'comma-separated inbound ports never captured (22 never is)', portList)
+    .option('--no-ipv6', 'leave IPv6 alone')
+    .action(async (options: RedirectCommandOptions) => finish(await redirectCommand(action, options, io)));
+}
 
 program.parseAsync().catch((error: unknown) => {
   io.stderr(`meshctl: ${error instanceof Error ? error.message : String(error)}`);
