@@ -56,8 +56,8 @@ export class MeshServer {
 
   constructor(private readonly options: MeshServerOptions) {
     this.logger = options.logger;
-    this.configDir = new ConfigDirectory({ dir: options.configDir, logger: this.logger.child({ component: 'config' }) });
-    if (options.consul) this.consul = new ConsulSource({ ...options.consul, logger: this.logger.child({ component: 'consul' }) });
+    this.configDir = new ConfigDirectory({ dir: options.configDir, logger: this.logger });
+    if (options.consul) this.consul = new ConsulSource({ ...options.consul, logger: this.logger });
     this.ads = new AdsServer({
       generator: new MeshTranslator(),
       logger: this.logger.child({ component: 'ads' }),
@@ -66,7 +66,7 @@ export class MeshServer {
     });
     this.ads.bind(this.grpcServer);
     this.admin = createAdminServer({
-      logger: this.logger.child({ component: 'admin' }),
+      logger: this.logger,
       metrics: this.metrics,
       model: () => this.model,
       sources: () => this.sourceStatuses(),
