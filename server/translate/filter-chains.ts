@@ -107,12 +107,12 @@ export function tcpChains(service: Service, port: ServicePort, vs: VirtualServic
     const clusters = routeClusters(route.route, ctx);
     if (clusters.length === 0) continue;
     const matches: (L4MatchAttributes | undefined)[] = route.match && route.match.length > 0 ? route.match : [undefined];
-    for (const match of matches) {
+    for (const [j, match] of matches.entries()) {
       if (match?.port !== undefined && match.port !== port.number) continue;
       if (match && !l4SourceMatches(match, ctx.views)) continue;
       const subnets = match?.destinationSubnets ?? [];
       out.push({
-        name: `${service.hostname}:${port.number}/tcp/${i}`,
+        name: `${service.hostname}:${port.number}/tcp/${i}.${j}`,
         match: { prefixRanges: subnets.length > 0 ? subnets : serviceRanges, serverNames: [], applicationProtocols: [] },
         filters: [tcpProxy(clusterStatPrefix(clusters), clusters)],
         metadata: base,
@@ -140,11 +140,11 @@ export function tlsChains(service: Service, port: ServicePort, vs: VirtualServic
   for (const [i, route] of (vs?.spec.tls ?? []).entries()) {
     const clusters = routeClusters(route.route, ctx);
     if (clusters.length === 0) continue;
-    for (const match of route.match ?? []) {
+    for (const [j, match] of (route.match ?? []).entries()) {
       if (match.port !== undefined && match.port !== port.number) continue;
       if (!l4SourceMatches(match, ctx.views)) continue;
       out.push({
-        name: `${service.hostname}:${port.number}/tls/${i}`,
+        name: `${service.hostname}:${port.number}/tls/${i}.${j}`,
         match: { prefixRanges: match.destinationSubnets ?? [], serverNames: match.sniHosts ?? [], transportProtocol: 'tls', applicationProtocols: [] },
         filters: [tcpProxy(clusterStatPrefix(clusters), clusters)],
         metadata: base,

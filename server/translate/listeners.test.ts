@@ -99,6 +99,11 @@ test('sniffed (unnamed protocol) ports get an HTTP chain on application protocol
   t.is(http.filters[0].typed_config.rds.route_config_name, '7000');
   const tcp = l.filter_chains.find((c: any) => c.filters[0].name === 'envoy.filters.network.tcp_proxy');
   t.is(tcp.filters[0].typed_config.cluster, 'outbound|7000||s.default.svc.cluster.local');
+  // Other destinations: HTTP-looking traffic is routed, the rest follows the outbound policy.
+  const generic = l.filter_chains.find((c: any) => c.name === '0.0.0.0_7000/http');
+  t.is(generic.filter_chain_match.prefix_ranges, undefined);
+  t.deepEqual(generic.filter_chain_match.application_protocols, ['http/1.0', 'http/1.1', 'h2c']);
+  t.is(l.default_filter_chain.filters[0].typed_config.cluster, 'PassthroughCluster');
 });
 
 test('virtualInbound on 15006 has a chain per local workload port and a passthrough chain', (t) => {
@@ -125,4 +130,42 @@ test('a node without local workloads has only the passthrough chain inbound', (t
   t.deepEqual(l.filter_chains.map((c: any) => c.name), ['virtualInbound-passthrough']);
   const tcpNode = listenersFor([web, db], [], 'host-b').get('virtualInbound');
   t.is(tcpNode.filter_chains[0].filters[0].typed_config.cluster, 'inbound|5432||');
+});
+
+test('across a mixed fleet no listener has two filter chains with the same match or name (Envoy rejects that)', (t) => {
+  const services: Service[] = [];
+  const protocols = ['HTTP', 'TCP', 'TLS', 'UNSPECIFIED', 'GRPC', 'HTTPS'] as const;
+  for (let i = 0; i < 60; i++) {
+    const protocol = protocols[i % protocols.length]!;
+    services.push(service(`s${i}.default.svc`, {
+      addresses: i % 4 === 0 ? [] : [`10.96.0.${i}`],
+      ports: [port(9000 + (i % 5), protocol, `${protocol.toLowerCase()}-p`)],
+      endpoints: i % 7 === 0 ? [] : [endpoint(`10.0.0.${i}`), endpoint(`10.0.1.${i % 3}`)],
+    }));
+  }
+  const resources = [
+    resource('VirtualService', 'tcp', { hosts: ['s1.default.svc'], tcp: [{ match: [{ destinationSubnets: ['10.96.0.0/16'] }, { port: 9001 }], route: [{ destination: { host: 's1.default.svc' } }] }] }),
+    resource('VirtualService', 'tls', { hosts: ['s2.default.svc'], tls: [{ match: [{ sniHosts: ['a.example', 's2.default.svc'] }, { sniHosts: ['a.example'] }], route: [{ destination: { host: 's2.default.svc' } }] }] }),
+  ];
+  const listeners = listenersFor(services, resources, 'host-x');
+  for (const l of listeners.values()) {
+    const seen = new Set<string>();
+    const names = new Set<string>();
+    for (const chain of l.filter_chains) {
+      t.false(names.has(chain.name), `${l.name}: duplicate chain name ${chain.name}`);
+      names.add(chain.name);
+      const m = chain.filter_chain_match ?? {};
+      const prefixes = (m.prefix_ranges ?? [{}]).map((r: any) => `${r.address_prefix}/${r.prefix_len?.value}`);
+      for (const p of prefixes) {
+        for (const sni of m.server_names ?? ['']) {
+          for (const alpn of m.application_protocols ?? ['']) {
+            const key = [m.destination_port?.value, p, sni, m.transport_protocol ?? '', alpn].join('|');
+            t.false(seen.has(key), `${l.name}: two chains match ${key}`);
+            seen.add(key);
+          }
+        }
+      }
+    }
+  }
+  t.true(listeners.size > 5);
 });

@@ -27,7 +27,7 @@ import {
   tlsChains,
   type ChainCandidate,
 } from './filter-chains';
-import { httpInspector, inlineHttpConnectionManager, originalDstFilter, tcpProxy, tlsInspector } from './network-filters';
+import { SNIFFED_HTTP_PROTOCOLS, httpInspector, inlineHttpConnectionManager, originalDstFilter, tcpProxy, tlsInspector } from './network-filters';
 import type { RouteContext } from './routes';
 import type { OutboundTrafficPolicy, SidecarScope } from './sidecar-scope';
 
@@ -85,8 +85,12 @@ export function buildOutboundPortListener(index: ModelIndex, scope: SidecarScope
     .filter((e): e is { service: typeof e.service; port: ServicePort } => e.port !== undefined && portKind(e.port) !== undefined);
   if (onPort.length === 0) return undefined;
   const kinds = new Set(onPort.map((e) => portKind(e.port)!));
-  if (kinds.has('http') || kinds.has('sniffed')) {
-    take(httpChain(port, `${outboundListenerName(port)}/http`, { prefixRanges: [], serverNames: [], applicationProtocols: [] }, { port, kind: 'http' }));
+  const declaredHttp = kinds.has('http');
+  if (declaredHttp || kinds.has('sniffed')) {
+    // On a port only sniffed services use, the catch-all HTTP chain takes what looks like HTTP;
+    // anything else falls to the outbound traffic policy below, as Istio's sniffing does.
+    const applicationProtocols = declaredHttp ? [] : SNIFFED_HTTP_PROTOCOLS;
+    take(httpChain(port, `${outboundListenerName(port)}/http`, { prefixRanges: [], serverNames: [], applicationProtocols }, { port, kind: 'http' }));
   }
   for (const { service, port: servicePort } of onPort) {
     const kind = portKind(servicePort)!;
@@ -113,9 +117,9 @@ export function buildOutboundPortListener(index: ModelIndex, scope: SidecarScope
   if (chains.some((c) => c.match.transportProtocol === 'tls' || c.match.serverNames.length > 0)) listenerFilters.push(tlsInspector());
   if (chains.some((c) => c.match.applicationProtocols.length > 0)) listenerFilters.push(httpInspector());
   if (listenerFilters.length > 0) listener.listener_filters = listenerFilters;
-  if (!kinds.has('http') && !kinds.has('sniffed')) {
-    // Without an HTTP chain, connections to other destinations on this port fall back to the
-    // outbound traffic policy, as they would on virtualOutbound.
+  if (!declaredHttp) {
+    // Without a catch-all HTTP chain, connections to other destinations on this port fall back
+    // to the outbound traffic policy, as they would on virtualOutbound.
     const cluster = catchAllCluster(scope.outboundPolicy);
     listener.default_filter_chain = {
       name: `${outboundListenerName(port)}/passthrough`,

@@ -131,6 +131,7 @@ class ModelState {
   readonly index: ModelIndex;
   private readonly identities = new Map<string, NodeIdentity>();
   private readonly contexts = new Map<string, ClientContextState>();
+  private readonly contextOf = new Map<NodeIdentity, ClientContextState>();
   private readonly scopes = new Map<string, SidecarScope>();
   private readonly servicePortClusterCache = new Map<string, EncodedResource[]>();
   private readonly loadAssignments = new Map<string, EncodedResource>();
@@ -160,14 +161,20 @@ class ModelState {
   }
 
   context(identity: NodeIdentity): ClientContextState {
+    const known = this.contextOf.get(identity);
+    if (known) return known;
     const scope = scopeKey(this.index, identity);
     const key = this.labelSensitive ? `${scope}\u0000${sourceMatchKey(identity)}` : scope;
     let context = this.contexts.get(key);
-    if (context) return context;
+    if (context) {
+      this.contextOf.set(identity, context);
+      return context;
+    }
     let sidecarScope = this.scopes.get(scope);
     if (!sidecarScope) this.scopes.set(scope, (sidecarScope = buildSidecarScope(this.index, identity, scope)));
     context = new ClientContextState(this, sidecarScope, identity, this.labelSensitive ? sourceMatchKey(identity) : '');
     this.contexts.set(key, context);
+    this.contextOf.set(identity, context);
     return context;
   }
 
