@@ -3,6 +3,7 @@
 import type { ConfigResource } from '../config/resource';
 import type { VirtualServiceSpec } from '../kinds/virtual-service/schema';
 import type { DestinationRuleSpec } from '../kinds/destination-rule/schema';
+import type { SidecarSpec } from '../kinds/sidecar/schema';
 
 export type {
   VirtualServiceSpec,
@@ -41,21 +42,7 @@ export type {
   ClientTLSSettings,
 } from '../kinds/destination-rule/schema';
 
-/**
- * Sidecar (networking.istio.io), the fields translation reads, with Istio's names. The Sidecar
- * schema (server/kinds/sidecar/schema.ts) is being written concurrently; its inferred type must
- * be assignable to this one.
- */
-export interface SidecarSpec {
-  workloadSelector?: { labels?: Record<string, string> };
-  egress?: Array<{
-    port?: { number?: number; protocol?: string; name?: string };
-    bind?: string;
-    captureMode?: string;
-    hosts?: string[];
-  }>;
-  outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY' };
-}
+export type { SidecarSpec } from '../kinds/sidecar/schema';
 
 export type VirtualServiceResource = ConfigResource<VirtualServiceSpec>;
 export type DestinationRuleResource = ConfigResource<DestinationRuleSpec>;
