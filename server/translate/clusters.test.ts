@@ -1,3 +1,5 @@
+// Clusters as Istio builds them, decoded from what the translator serves: names, discovery types,
+// load balancers, connection pools, outlier detection, TLS, policy merges and the fixed clusters.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { fromStruct } from './proto-values';

@@ -1,3 +1,5 @@
+// Load assignments: locality grouping and weights, health, endpoint metadata, subsets, and Istio's
+// locality load balancing (failover priorities, distribute, failoverPriority) per client locality.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { fromStruct } from './proto-values';

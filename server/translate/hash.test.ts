@@ -1,3 +1,5 @@
+// Encoding of resources: enum names survive packAny's verification and the content hash follows
+// the encoded bytes exactly.
 import test from 'ava';
 import { TypeUrl, unpackAny } from '../../lib/xds/protos';
 import { encodeResource } from './hash';

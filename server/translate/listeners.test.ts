@@ -1,3 +1,5 @@
+// Agent listeners: virtualOutbound, per-port outbound listeners with HTTP/TCP/TLS/sniffed chains,
+// virtualInbound for the node's own workloads, and Envoy's one-chain-per-match rule.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { fromStruct } from './proto-values';

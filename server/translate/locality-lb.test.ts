@@ -1,3 +1,4 @@
+// Locality patterns as Istio matches them, and when locality load balancing is in force.
 import test from 'ava';
 import { localityMatches, resolveLocalitySetting } from './locality-lb';
 

@@ -1,3 +1,5 @@
+// The generator as the ADS server uses it: sharing of encoded resources across nodes, stable
+// hashes across models, subscription handling, and that everything served decodes.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { TypeUrl, endpoint, model, named, node, port, resource, service, WILDCARD } from './testing';

@@ -1,3 +1,5 @@
+// Istio's resource names: clusters, listeners, route configurations, SNI, and gRPC target
+// authorities.
 import test from 'ava';
 import { inboundClusterName, istioMutualSni, isPortRouteConfigName, outboundClusterName, outboundListenerName, parseClusterName, splitHostPort } from './names';
 

@@ -1,3 +1,5 @@
+// The plain-object forms of protobuf well-known values the translator builds: Struct round trips,
+// checked Any, durations, percentages and CIDR ranges.
 import test from 'ava';
 import { TypeUrl, packAny, unpackAny } from '../../lib/xds/protos';
 import { anyOf, cidrRange, durationFromText, fractionalPercentFromPercent, fromStruct, toStruct } from './proto-values';

@@ -1,3 +1,5 @@
+// Proxyless gRPC clients: listeners and route configurations by target name, and gRPC's own xDS
+// validation (from @grpc/grpc-js-xds) accepting every resource such a client is served.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { TypeUrl, decodeAll, endpoint, model, named, node, port, resource, service } from './testing';

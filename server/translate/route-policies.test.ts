@@ -1,3 +1,5 @@
+// Route policy details: retryOn parsing, mirror percentages, faults Istio cannot express, and
+// authority header operations.
 import test from 'ava';
 import { faultFilterConfig, grpcStatusCode, headerOperations, mirrorFraction, parseRetryOn } from './route-policies';
 

@@ -1,3 +1,5 @@
+// VirtualService HTTP routes in the per-port RouteConfiguration: matches, splits, rewrites,
+// redirects, direct responses, headers, retries, timeouts, faults, mirrors, CORS and hashing.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { fromStruct } from './proto-values';

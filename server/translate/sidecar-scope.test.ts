@@ -1,3 +1,5 @@
+// What a node sees: Sidecar selection and egress hosts, exportTo of services, VirtualServices and
+// DestinationRules, outbound traffic policy, and DestinationRule precedence by namespace.
 import test from 'ava';
 import { MeshTranslator } from './mesh-translator';
 import { TypeUrl, endpoint, generateDecoded, model, named, node, port, resource, service } from './testing';

@@ -80,7 +80,11 @@ export function named(...names: string[]): Subscription {
   return { wildcard: false, names: new Set(names) };
 }
 
-/** Decoded resources by name; decoding proves each one is a well-formed encoded message. */
+/**
+ * Decoded resources by name; decoding proves each one is a well-formed encoded message. The
+ * default element type is loose on purpose: assertions read Envoy's messages field by field, and
+ * typing them here would hand-write what the .proto files already define.
+ */
 export function decodeAll<T = any>(resources: Map<string, EncodedResource>): Map<string, T> {
   const out = new Map<string, T>();
   for (const [name, r] of resources) out.set(name, unpackAny<T>(r.any));

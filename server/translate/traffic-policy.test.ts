@@ -1,3 +1,5 @@
+// Istio's traffic policy merge: port-level settings replace, subsets override by component, and
+// the route hash policy follows the same merge as the cluster.
 import test from 'ava';
 import { consistentHashFor, effectivePolicy } from './traffic-policy';
 import type { DestinationRuleSpec } from './specs';
