@@ -185,7 +185,11 @@ function translateRoute(vs: VirtualServiceResource, route: HTTPRoute, match: HTT
   } else if (route.directResponse) {
     out.direct_response = directResponseAction(route);
   } else {
-    out.route = routeAction(route, ctx, out, ops.authority);
+    const action = routeAction(route, ctx, out, ops.authority);
+    // Envoy requires a cluster; a route without destinations (schema-valid, semantically not)
+    // is left out rather than sent to be rejected with the whole configuration.
+    if (action.cluster === undefined && action.weighted_clusters === undefined) return undefined;
+    out.route = action;
   }
   if (route.fault) {
     const fault = faultFilterConfig(route.fault);
