@@ -338,9 +338,16 @@ export class MeshTranslator implements ResourceGenerator {
   }
 
   private clusters(state: ModelState, context: ClientContextState, identity: NodeIdentity, node: XdsNode, subscription: Subscription): Map<string, EncodedResource> {
-    if (!subscription.wildcard || declaresProxylessGrpc(node)) {
-      return collect(context.clusters('grpc').list, subscription);
+    if (!subscription.wildcard) {
+      const { byName } = context.clusters('grpc');
+      const out = new Map<string, EncodedResource>();
+      for (const name of subscription.names) {
+        const found = byName.get(name);
+        if (found) out.set(name, found);
+      }
+      return out;
     }
+    if (declaresProxylessGrpc(node)) return collect(context.clusters('grpc').list, subscription);
     const resources: EncodedResource[] = [...context.clusters('agent').list, ...state.staticClusters];
     for (const port of inboundPorts(identity.workloads)) resources.push(state.inboundCluster(port.targetPort, port.protocol));
     return collect(resources, subscription);
