@@ -283,7 +283,7 @@ test('/debug/issues lists issues with their formatted line, and as text', async 
   t.is(report.warnings, 1);
   t.is(
     report.issues[0]?.text,
-    '/etc/mesh/ratings.yaml, document 2 (VirtualService default/ratings), spec.http[0].route[1].weight: weights must sum to 100, got 90 (got 90)',
+    '/etc/mesh/ratings.yaml, document 2 (VirtualService default/ratings), spec.http[0].route[1].weight: weights must sum to 100, got 90',
   );
   const text = await (await fetch(`${base}/debug/issues?format=text`)).text();
   t.deepEqual(text.trimEnd().split('\n'), [
