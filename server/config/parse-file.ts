@@ -3,6 +3,7 @@
 import { open } from 'node:fs/promises';
 import { isScalar, parseAllDocuments, type YAMLError } from 'yaml';
 import type { z } from 'zod';
+import { describeType, schemaIssues } from './schema-issues';
 import { KINDS } from '../kinds';
 import { severityOf } from '../kinds/common';
 import { formatPath, type ConfigIssue } from './issue';
@@ -413,70 +414,10 @@ function runCheck(context: DocumentContext, identity: Identity, definition: Kind
   }
 }
 
-type ZodIssue = z.core.$ZodIssue;
-
-function convertZodIssue(context: DocumentContext, identity: Identity, specPrefix: string, base: readonly PropertyKey[], issue: ZodIssue): void {
-  const segments = [...base, ...issue.path];
-  const path = join(specPrefix, formatPath(segments));
-  const input: unknown = 'input' in issue ? issue.input : undefined;
-  switch (issue.code) {
-    case 'unrecognized_keys': {
-      const object = isMapping(input) ? input : {};
-      for (const key of issue.keys) {
-        pushIssue(context, identity, { code: 'unknown-field', path: join(specPrefix, formatPath([...segments, key])), message: `unknown field "${key}"`, value: object[key] });
-      }
-      return;
-    }
-    case 'invalid_type': {
-      if (input === undefined) {
-        pushIssue(context, identity, { code: 'missing-field', path, message: 'required field is missing' });
-        return;
-      }
-      const expected = issue.expected === 'int' ? 'integer' : issue.expected === 'object' ? 'mapping' : issue.expected === 'array' ? 'list' : issue.expected;
-      pushIssue(context, identity, { code: 'invalid-type', path, message: `expected ${expected}, found ${describeType(input)}`, value: input });
-      return;
-    }
-    case 'invalid_union': {
-      const branches = issue.errors.filter((branch) => branch.length > 0);
-      const fewest = Math.min(...branches.map((branch) => branch.length));
-      const best = branches.filter((branch) => branch.length === fewest);
-      // One branch got furthest: its complaints are the useful ones. Otherwise say it matched none.
-      if (best.length === 1) {
-        for (const nested of best[0]!) convertZodIssue(context, identity, specPrefix, segments, nested);
-        return;
-      }
-      const reasons = [...new Set(branches.map((branch) => describeZodIssue(branch[0]!)))].slice(0, 3);
-      pushIssue(context, identity, { code: 'invalid-value', path, message: `matches none of the accepted forms (${reasons.join('; ')})`, value: input });
-      return;
-    }
-    case 'invalid_key': {
-      for (const nested of issue.issues) {
-        pushIssue(context, identity, { code: 'invalid-key', path, message: `invalid key: ${describeZodIssue(nested)}`, value: input });
-      }
-      return;
-    }
-    case 'invalid_element': {
-      for (const nested of issue.issues) convertZodIssue(context, identity, specPrefix, segments, nested);
-      return;
-    }
-    default:
-      pushIssue(context, identity, { code: 'invalid-value', path, message: issue.message, ...(input !== undefined ? { value: input } : {}) });
+function convertZodIssue(context: DocumentContext, identity: Identity, specPrefix: string, base: readonly PropertyKey[], issue: z.core.$ZodIssue): void {
+  for (const found of schemaIssues(issue, base)) {
+    const { segments, ...rest } = found;
+    pushIssue(context, identity, { ...rest, path: join(specPrefix, formatPath(segments)) });
   }
 }
 
-function describeZodIssue(issue: ZodIssue): string {
-  const where = issue.path.length > 0 ? `${formatPath(issue.path)}: ` : '';
-  if (issue.code === 'unrecognized_keys') return `${where}unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${where}required field is missing`;
-  return `${where}${issue.message}`;
-}
-
-/** How YAML values are named to users: YAML's words, and integer apart from number. */
-function describeType(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
-  if (typeof value === 'object') return 'a mapping';
-  return typeof value;
-}

@@ -154,6 +154,6 @@ test('conditions need a known key and values or notValues', (t) => {
 
 test('unknown fields, wrong types and unknown actions are reported at their path', (t) => {
   t.is(issueAt(ap(`{rules: [{from: [{source: {principal: [a]}}]}]}`).issues, 'rules[0].from[0].source.principal')?.code, 'unknown-field');
-  t.is(issueAt(ap(`{rules: [{to: [{operation: {ports: [8080]}}]}]}`).issues, 'rules[0].to[0].operation.ports[0]')?.code, 'wrong-type');
+  t.is(issueAt(ap(`{rules: [{to: [{operation: {ports: [8080]}}]}]}`).issues, 'rules[0].to[0].operation.ports[0]')?.code, 'invalid-type');
   t.truthy(issueAt(ap(`{action: REJECT}`).issues, 'action'));
 });

@@ -155,7 +155,7 @@ test('an unknown field deep in the connection pool is reported at its path', (t)
 
 test('a wrong type in subsets is reported at its path', (t) => {
   const result = dr(`{host: a, subsets: [{name: v1, labels: {version: 1}}]}`);
-  t.is(issueAt(result.issues, 'subsets[0].labels.version')?.code, 'wrong-type');
+  t.is(issueAt(result.issues, 'subsets[0].labels.version')?.code, 'invalid-type');
 });
 
 test('durations in pools and outlier detection must be at least 1ms', (t) => {

@@ -132,7 +132,7 @@ test('unknown fields and wrong types in servers are reported at their path', (t)
   const unknown = gw(`{servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"], tls: {redirect: true}}]}`);
   t.is(issueAt(unknown.issues, 'servers[0].tls.redirect')?.code, 'unknown-field');
   const wrong = gw(`{servers: [{port: {number: "80", name: http, protocol: HTTP}, hosts: ["*"]}]}`);
-  t.is(issueAt(wrong.issues, 'servers[0].port.number')?.code, 'wrong-type');
+  t.is(issueAt(wrong.issues, 'servers[0].port.number')?.code, 'invalid-type');
 });
 
 test('TLS protocol versions must be ordered and credential sources exclusive', (t) => {

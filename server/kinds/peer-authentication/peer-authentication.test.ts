@@ -51,5 +51,5 @@ test('portLevelMtls, when present, is not empty and uses ports 1..65535', (t) =>
 test('unknown modes, unknown fields and wrong types are reported at their path', (t) => {
   t.truthy(issueAt(pa(`{mtls: {mode: MUTUAL}}`).issues, 'mtls.mode'));
   t.is(issueAt(pa(`{mtls: {mode: STRICT}, mTLS: {}}`).issues, 'mTLS')?.code, 'unknown-field');
-  t.is(issueAt(pa(`{selector: {matchLabels: [app]}}`).issues, 'selector.matchLabels')?.code, 'wrong-type');
+  t.is(issueAt(pa(`{selector: {matchLabels: [app]}}`).issues, 'selector.matchLabels')?.code, 'invalid-type');
 });

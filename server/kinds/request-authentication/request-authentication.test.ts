@@ -82,6 +82,6 @@ test('claim output headers must be valid and unique', (t) => {
 
 test('unknown fields and wrong types are reported at their path', (t) => {
   t.is(issueAt(ra(`{jwtRules: [{issuer: a, fromHeader: [{name: x}]}]}`).issues, 'jwtRules[0].fromHeader')?.code, 'unknown-field');
-  t.is(issueAt(ra(`{jwtRules: [{issuer: a, fromHeaders: [x-token]}]}`).issues, 'jwtRules[0].fromHeaders[0]')?.code, 'wrong-type');
-  t.is(issueAt(ra(`{jwtRules: [{issuer: a, forwardOriginalToken: "yes"}]}`).issues, 'jwtRules[0].forwardOriginalToken')?.code, 'wrong-type');
+  t.is(issueAt(ra(`{jwtRules: [{issuer: a, fromHeaders: [x-token]}]}`).issues, 'jwtRules[0].fromHeaders[0]')?.code, 'invalid-type');
+  t.is(issueAt(ra(`{jwtRules: [{issuer: a, forwardOriginalToken: "yes"}]}`).issues, 'jwtRules[0].forwardOriginalToken')?.code, 'invalid-type');
 });

@@ -188,7 +188,7 @@ http:
   - {destination: {host: reviews, subset: v2}, weight: "50"}
 `);
   const issue = issueAt(result.issues, 'http[0].route[1].weight');
-  t.is(issue?.code, 'wrong-type');
+  t.is(issue?.code, 'invalid-type');
   t.is(issue?.value, '50');
 });
 

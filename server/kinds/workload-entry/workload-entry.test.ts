@@ -56,5 +56,5 @@ test('locality must be region/zone/subzone', (t) => {
 test('unknown fields and wrong types are reported at their path', (t) => {
   t.is(issueAt(we(`{address: 10.0.0.1, weigth: 3}`).issues, 'weigth')?.code, 'unknown-field');
   t.is(issueAt(we(`{address: 10.0.0.1, weight: -1}`).issues, 'weight')?.code, 'invalid-value');
-  t.is(issueAt(we(`{address: 10.0.0.1, ports: {http: "80"}}`).issues, 'ports.http')?.code, 'wrong-type');
+  t.is(issueAt(we(`{address: 10.0.0.1, ports: {http: "80"}}`).issues, 'ports.http')?.code, 'invalid-type');
 });
