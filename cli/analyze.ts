@@ -6,6 +6,7 @@ import { ConfigStore, type StoreChange } from '../server/config/config-store';
 import { formatIssue, type ConfigIssue } from '../server/config/issue';
 import { readConfigFile } from '../server/config/parse-file';
 import { listConfigFiles } from '../server/sources/config-dir';
+import { fetchAdminJson } from './admin-client';
 
 export interface AnalyzeOptions {
   output: 'human' | 'json';
@@ -69,6 +70,35 @@ export async function analyzeCommand(paths: string[], options: AnalyzeOptions, i
 function displayPath(root: string, rel: string): string {
   const base = root.endsWith('/') ? root.slice(0, -1) : root;
   return `${base}/${rel}`;
+}
+
+/**
+ * `meshctl analyze --server URL`: the issues of the config a running mesh-server has on disk now
+ * (its rejected files keep serving their last good version), in the same form as offline.
+ */
+export async function analyzeServerCommand(server: string, options: AnalyzeOptions, io: AnalyzeIo): Promise<number> {
+  const fetched = await fetchAdminJson(server, '/debug/issues', {});
+  if (!fetched.ok) {
+    io.stderr(`meshctl analyze: ${fetched.message}\n`);
+    return 2;
+  }
+  const body = fetched.body as { issues?: unknown; modelVersion?: unknown };
+  if (!Array.isArray(body.issues) || !body.issues.every((issue) => typeof issue === 'object' && issue !== null && typeof (issue as ConfigIssue).message === 'string')) {
+    io.stderr(`meshctl analyze: ${fetched.url.href} did not return config issues; is this a mesh-server admin port?\n`);
+    return 2;
+  }
+  const issues = (body.issues as Array<ConfigIssue & { text?: string }>).map(({ text: _text, ...issue }) => issue);
+  const errors = issues.filter((issue) => issue.severity === 'error').length;
+  if (options.output === 'json') {
+    io.stdout(`${JSON.stringify(issues, null, 2)}\n`);
+  } else {
+    for (const issue of issues) io.stdout(`${humanLine(issue)}\n`);
+    const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    io.stdout(issues.length === 0
+      ? `No validation issues in the config mesh-server at ${server} serves (model version ${String(body.modelVersion)}).\n`
+      : `${plural(errors, 'error')}, ${plural(issues.length - errors, 'warning')} in the config mesh-server at ${server} serves; files with errors keep serving their last good version.\n`);
+  }
+  return errors > 0 ? 1 : 0;
 }
 
 /** istioctl's shape, `Error [code] where: message`, with our location and path. */

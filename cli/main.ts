@@ -2,7 +2,7 @@
 // meshctl, the operator CLI: each subcommand lives in its own file and returns an exit code;
 // this file only maps the command line onto them.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { analyzeCommand } from './analyze';
+import { analyzeCommand, analyzeServerCommand } from './analyze';
 import { DEFAULT_ADMIN_URL, proxyStatusCommand } from './proxy-status';
 import { redirectCommand, type RedirectAction, type RedirectCommandOptions } from './redirect';
 
@@ -19,10 +19,12 @@ const program = new Command('meshctl').description('Operate the mesh: analyze co
 
 program
   .command('analyze')
-  .description('validate Istio YAML files or directories offline, as mesh-server would (exit 1 on errors)')
+  .description('validate Istio YAML files or directories offline, as mesh-server would, or ask a running mesh-server (--server); exit 1 on errors')
   .argument('[paths...]', 'files or directories (recursive)', ['/etc/mesh'])
+  .option('--server <url>', 'report the issues of the config this mesh-server (admin URL) has loaded instead of reading files')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['human', 'json']).default('human'))
-  .action(async (paths: string[], options: { output: 'human' | 'json' }) => finish(await analyzeCommand(paths, options, io)));
+  .action(async (paths: string[], options: { output: 'human' | 'json'; server?: string }) =>
+    finish(options.server ? await analyzeServerCommand(options.server, options, io) : await analyzeCommand(paths, options, io)));
 
 program
   .command('proxy-status')

@@ -1,9 +1,9 @@
 // `meshctl proxy-status`: asks mesh-server's admin API (/debug/syncz) which xDS clients are
 // connected and whether each acknowledged the latest CDS/LDS/EDS/RDS, as `istioctl proxy-status`.
 import type { ClientSyncStatus, TypeSyncStatus, XdsShortType } from '../server/xds/sync-status';
+import { DEFAULT_ADMIN_URL, DEFAULT_TIMEOUT_MS, fetchAdminJson } from './admin-client';
 
-export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15014';
-export const DEFAULT_TIMEOUT_MS = 5000;
+export { DEFAULT_ADMIN_URL, DEFAULT_TIMEOUT_MS };
 
 export interface ProxyStatusOptions {
   /** Base URL of mesh-server's admin API. */
@@ -103,68 +103,18 @@ export function renderProxyStatus(statuses: readonly ClientSyncStatus[], now: nu
   return out;
 }
 
-/** What went wrong in words: fetch hides the socket error in `cause`, and a timeout is a DOMException. */
-function describeFetchError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return `no answer within ${timeoutMs} ms`;
-  }
-  if (error instanceof Error) {
-    const cause: unknown = error.cause;
-    if (cause instanceof Error) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      return code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
-    }
-    return error.message;
-  }
-  return String(error);
-}
-
-/** The error message of one of our JSON error bodies, else the start of whatever came back. */
-function describeErrorBody(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (isRecord(parsed) && typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // Not JSON (a proxy's HTML page, say): show the raw text below.
-  }
-  const text = body.trim();
-  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
-}
-
 export async function proxyStatusCommand(options: ProxyStatusOptions, io: CommandIo): Promise<number> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const base = (options.server || DEFAULT_ADMIN_URL).replace(/\/+$/, '');
-  let url: URL;
-  try {
-    url = new URL(`${base}/debug/syncz`);
-  } catch {
-    io.stderr(`meshctl proxy-status: --server ${JSON.stringify(options.server)} is not a URL (expected e.g. ${DEFAULT_ADMIN_URL})\n`);
+  const fetched = await fetchAdminJson(base, '/debug/syncz', options.node !== undefined ? { node: options.node } : {}, options.timeoutMs);
+  if (!fetched.ok) {
+    io.stderr(`meshctl proxy-status: ${fetched.message}\n`);
     return 1;
   }
-  if (options.node !== undefined) url.searchParams.set('node', options.node);
-
-  let statuses: ClientSyncStatus[];
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-    const body = await response.text();
-    if (!response.ok) {
-      io.stderr(`meshctl proxy-status: ${url.href} answered HTTP ${response.status}: ${describeErrorBody(body)}\n`);
-      return 1;
-    }
-    const parsed: unknown = JSON.parse(body);
-    if (!Array.isArray(parsed) || !parsed.every(isClientSyncStatus)) {
-      io.stderr(`meshctl proxy-status: ${url.href} did not return a list of xDS client sync states; is this a mesh-server admin port?\n`);
-      return 1;
-    }
-    statuses = parsed;
-  } catch (error) {
-    if (error instanceof SyntaxError) {
-      io.stderr(`meshctl proxy-status: ${url.href} returned a body that is not JSON; is this a mesh-server admin port?\n`);
-    } else {
-      io.stderr(`meshctl proxy-status: cannot reach mesh-server admin API at ${url.href}: ${describeFetchError(error, timeoutMs)}\n`);
-    }
+  if (!Array.isArray(fetched.body) || !fetched.body.every(isClientSyncStatus)) {
+    io.stderr(`meshctl proxy-status: ${fetched.url.href} did not return a list of xDS client sync states; is this a mesh-server admin port?\n`);
     return 1;
   }
+  const statuses: ClientSyncStatus[] = fetched.body;
 
   if (options.node !== undefined && statuses.length === 0) {
     io.stderr(`meshctl proxy-status: no xDS client with node id ${JSON.stringify(options.node)} is connected to ${base}\n`);
