@@ -34,3 +34,11 @@ test('packing an object that does not fit the message type throws with the field
 test('the ADS service definition has the streaming method', (t) => {
   t.truthy((adsService() as any).service.StreamAggregatedResources);
 });
+
+test('a nested Any of a type that is not loaded is refused, not encoded empty', (t) => {
+  const error = t.throws(() => packAny(TypeUrl.Listener, {
+    name: 'x',
+    filter_chains: [{ filters: [{ name: 'f', typed_config: typed('envoy.extensions.filters.network.no_such_filter.v3.Nope', {}) }] }],
+  }));
+  t.regex(error!.message, /filter_chains\[0\]\.filters\[0\]\.typed_config: type type\.googleapis\.com\/envoy\.extensions\.filters\.network\.no_such_filter\.v3\.Nope is not among the loaded protos/);
+});

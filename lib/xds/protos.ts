@@ -115,8 +115,29 @@ export function packAny(typeUrl: string, message: object): PackedAny {
   const type = typeFor(typeUrl);
   const invalid = type.verify(message);
   if (invalid) throw new Error(`${typeUrl.slice(TYPE_URL_PREFIX.length)}: ${invalid}`);
+  assertNestedTypesKnown(message, type.name);
   const value = type.encode(type.fromObject(message)).finish();
   return { type_url: typeUrl, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+}
+
+/**
+ * protobufjs encodes a nested `{'@type': url}` whose type is not loaded as an EMPTY Any, which a
+ * client would reject or misread; refuse it here, naming the path, instead.
+ */
+function assertNestedTypesKnown(value: unknown, path: string): void {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) assertNestedTypesKnown(value[i], `${path}[${i}]`);
+    return;
+  }
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value) || value instanceof Uint8Array) return;
+  const typeUrl = (value as Record<string, unknown>)['@type'];
+  if (typeof typeUrl === 'string') {
+    const name = typeUrl.startsWith(TYPE_URL_PREFIX) ? typeUrl.slice(TYPE_URL_PREFIX.length) : typeUrl;
+    if (!resourceTypes().lookup(name)) throw new Error(`${path}: type ${typeUrl} is not among the loaded protos`);
+  }
+  for (const [key, nested] of Object.entries(value)) {
+    if (key !== '@type') assertNestedTypesKnown(nested, `${path}.${key}`);
+  }
 }
 
 /** Decodes an Any into a plain object; nested Any fields come back as `{'@type': url, ...}`. */
