@@ -185,6 +185,50 @@ test('EDS responses add to the subscribed assignments held; LDS responses replac
   t.deepEqual([...client.resources(TypeUrl.Listener).keys()], ['y']);
 });
 
+test('keepEncoded holds the accepted Any bytes as received, merged and dropped like the decoded resources', async (t) => {
+  const server = await ScriptedServer.start(t);
+  const client = newClient(t, server, { keepEncoded: true, validate: (_type, resources) => (resources.has('c') ? 'c refused' : undefined) });
+  const updates: AdsUpdate[] = [];
+  client.on('update', (update) => updates.push(update));
+  client.subscribe(TypeUrl.ClusterLoadAssignment, ['a', 'b', 'c']);
+  const stream = await server.stream(0);
+  await stream.request(0);
+  const a = assignment('a', '10.0.0.1');
+  const b = assignment('b', '10.0.0.2');
+  stream.respond(TypeUrl.ClusterLoadAssignment, 'e1', [a, b]);
+  await eventually('e1', () => client.version(TypeUrl.ClusterLoadAssignment) === 'e1');
+  const b2 = assignment('b', '10.0.0.9');
+  stream.respond(TypeUrl.ClusterLoadAssignment, 'e2', [b2]);
+  await eventually('e2', () => client.version(TypeUrl.ClusterLoadAssignment) === 'e2');
+  const encoded = client.encodedResources(TypeUrl.ClusterLoadAssignment);
+  t.deepEqual(encoded.get('a'), a, 'kept from e1');
+  t.deepEqual(encoded.get('b'), b2, 'replaced by e2');
+  t.is(updates.at(-1)?.encoded, encoded);
+
+  // A refused response changes neither view; narrowing the subscription drops from both.
+  stream.respond(TypeUrl.ClusterLoadAssignment, 'e3', [assignment('c', '10.0.0.3')]);
+  await stream.request(3);
+  t.deepEqual([...client.encodedResources(TypeUrl.ClusterLoadAssignment).keys()].sort(), ['a', 'b']);
+  client.subscribe(TypeUrl.ClusterLoadAssignment, ['b']);
+  t.deepEqual([...client.encodedResources(TypeUrl.ClusterLoadAssignment).keys()], ['b']);
+  t.deepEqual([...client.resources(TypeUrl.ClusterLoadAssignment).keys()], ['b']);
+});
+
+test('without keepEncoded no Any bytes are held', async (t) => {
+  const server = await ScriptedServer.start(t);
+  const client = newClient(t, server);
+  const updates: AdsUpdate[] = [];
+  client.on('update', (update) => updates.push(update));
+  client.subscribe(TypeUrl.Listener, '*');
+  const stream = await server.stream(0);
+  await stream.request(0);
+  stream.respond(TypeUrl.Listener, 'v1', [listener('l', 80)]);
+  await eventually('v1', () => client.version(TypeUrl.Listener) === 'v1');
+  t.is(client.encodedResources(TypeUrl.Listener).size, 0);
+  t.is(updates[0]?.encoded, undefined);
+  t.is(client.resources(TypeUrl.Listener).size, 1);
+});
+
 test('changing a subscription sends the new names with the current version and nonce', async (t) => {
   const server = await ScriptedServer.start(t);
   const client = newClient(t, server);

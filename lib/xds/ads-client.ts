@@ -48,6 +48,8 @@ export interface AdsClientOptions {
   backoff?: BackoffOptions;
   /** node.user_agent_name; default `mesh-ads-client`. */
   userAgent?: string;
+  /** Keep each accepted resource's Any bytes too (`encodedResources`), for persisting exactly what was accepted. */
+  keepEncoded?: boolean;
 }
 
 export interface AdsUpdate {
@@ -58,6 +60,8 @@ export interface AdsUpdate {
   count: number;
   /** Every resource the client now holds of this type, by name; empty with `decode: false`. */
   resources: ReadonlyMap<string, DecodedResource>;
+  /** With `keepEncoded`: the Any of every resource held, by name, as received. */
+  encoded?: ReadonlyMap<string, PackedAny>;
 }
 
 export interface AdsNack {
@@ -93,6 +97,8 @@ interface TypeState {
   /** Latest nonce received on the current stream. */
   nonce?: string;
   resources: Map<string, DecodedResource>;
+  /** With `keepEncoded`: the received Any of each resource in `resources`. */
+  encoded: Map<string, PackedAny>;
   /** Explicit names went out on this stream, so a later wildcard must be spelled `*`. */
   namedOnStream: boolean;
   /** resource_names as encoded for `encodedNamesOf`: ACKs repeat them, so they are encoded once. */
@@ -195,6 +201,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private readonly log: Logger;
   private readonly validate?: AdsClientOptions['validate'];
   private readonly decode: boolean;
+  private readonly keepEncoded: boolean;
   private readonly backoff: Required<BackoffOptions>;
   private readonly types = new Map<string, TypeState>();
   private call?: grpc.ClientDuplexStream<Buffer, Buffer>;
@@ -212,6 +219,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.log = options.logger ?? silentLog();
     this.validate = options.validate;
     this.decode = options.decode ?? true;
+    this.keepEncoded = options.keepEncoded ?? false;
     this.backoff = {
       initialMs: options.backoff?.initialMs ?? 250,
       maxMs: options.backoff?.maxMs ?? 30_000,
@@ -236,7 +244,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     let state = this.types.get(typeUrl);
     if (state && sameNames(state.names, names)) return;
     if (!state) {
-      state = { typeUrl, names: names === '*' ? '*' : [...names], resources: new Map(), namedOnStream: false };
+      state = { typeUrl, names: names === '*' ? '*' : [...names], resources: new Map(), encoded: new Map(), namedOnStream: false };
       this.types.set(typeUrl, state);
     } else {
       state.names = names === '*' ? '*' : [...names];
@@ -254,6 +262,11 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   /** Resources held of a type (last accepted state); empty with `decode: false`. */
   resources(typeUrl: string): ReadonlyMap<string, DecodedResource> {
     return this.types.get(typeUrl)?.resources ?? new Map();
+  }
+
+  /** The Any of each resource held, as received; empty unless `keepEncoded`. */
+  encodedResources(typeUrl: string): ReadonlyMap<string, PackedAny> {
+    return this.types.get(typeUrl)?.encoded ?? new Map();
   }
 
   isConnected(): boolean {
@@ -372,11 +385,12 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     }
     const decoded = this.decodeResources(state, response);
     if (typeof decoded === 'string') return this.reject(state, response, decoded);
-    const problem = this.check(state.typeUrl, decoded);
+    const problem = this.check(state.typeUrl, decoded.resources);
     if (problem !== undefined) return this.reject(state, response, problem);
     state.version = response.version;
-    state.resources = decoded;
-    this.accept(state, response, decoded);
+    state.resources = decoded.resources;
+    state.encoded = decoded.encoded;
+    this.accept(state, response, decoded.resources);
   }
 
   private check(typeUrl: string, resources: ReadonlyMap<string, DecodedResource>): string | undefined {
@@ -398,7 +412,9 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
 
   private accept(state: TypeState, response: ParsedResponse, resources: ReadonlyMap<string, DecodedResource>): void {
     // Applied first, then acknowledged: an ACK means the listeners have the new state.
-    this.emitSafely('update', { typeUrl: state.typeUrl, version: response.version, nonce: response.nonce, count: response.count, resources });
+    const update: AdsUpdate = { typeUrl: state.typeUrl, version: response.version, nonce: response.nonce, count: response.count, resources };
+    if (this.keepEncoded) update.encoded = state.encoded;
+    this.emitSafely('update', update);
     this.counters.acks++;
     this.sendRequest(state, { nonce: response.nonce });
   }
@@ -408,11 +424,19 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
    * complete set; for other types a response may carry only some resources, so the rest is kept
    * (Envoy's xDS protocol, "grouping resources into responses").
    */
-  private decodeResources(state: TypeState, response: ParsedResponse): Map<string, DecodedResource> | string {
+  private decodeResources(state: TypeState, response: ParsedResponse): { resources: Map<string, DecodedResource>; encoded: Map<string, PackedAny> } | string {
     const complete = state.typeUrl === TypeUrl.Listener || state.typeUrl === TypeUrl.Cluster;
     const wanted = state.names === '*' ? undefined : new Set(state.names);
     const next = new Map<string, DecodedResource>();
-    if (!complete) for (const [name, resource] of state.resources) if (!wanted || wanted.has(name)) next.set(name, resource);
+    const encoded = new Map<string, PackedAny>();
+    if (!complete) {
+      for (const [name, resource] of state.resources) {
+        if (wanted && !wanted.has(name)) continue;
+        next.set(name, resource);
+        const any = state.encoded.get(name);
+        if (any) encoded.set(name, any);
+      }
+    }
     const seen = new Set<string>();
     for (let i = 0; i < response.resources.length; i++) {
       const any = response.resources[i]!;
@@ -428,9 +452,13 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
       if (seen.has(name)) return `resource ${name} appears twice in one response`;
       seen.add(name);
       // Resources nobody asked for are ignored, as the protocol tells clients to.
-      if (!wanted || wanted.has(name)) next.set(name, resource);
+      if (!wanted || wanted.has(name)) {
+        next.set(name, resource);
+        // A copy: the Any is a view into the whole response, which should not stay alive for it.
+        if (this.keepEncoded) encoded.set(name, { type_url: any.type_url, value: Buffer.from(any.value) });
+      }
     }
-    return next;
+    return { resources: next, encoded };
   }
 
   /** A new map rather than deleting in place: listeners may still hold the one they were given. */
@@ -438,8 +466,15 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     if (state.names === '*') return;
     const wanted = new Set(state.names);
     const kept = new Map<string, DecodedResource>();
-    for (const [name, resource] of state.resources) if (wanted.has(name)) kept.set(name, resource);
+    const keptEncoded = new Map<string, PackedAny>();
+    for (const [name, resource] of state.resources) {
+      if (!wanted.has(name)) continue;
+      kept.set(name, resource);
+      const any = state.encoded.get(name);
+      if (any) keptEncoded.set(name, any);
+    }
     state.resources = kept;
+    state.encoded = keptEncoded;
   }
 
   /** Listener errors are the caller's bugs; they must not break the protocol state machine. */
