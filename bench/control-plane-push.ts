@@ -1,0 +1,672 @@
+// Benchmark: time from a config file change to the last ACK, with many simulated ADS clients
+// (agent-like: LDS/CDS wildcard, EDS/RDS by name) against a real mesh-server child process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { AdsClient, type AdsUpdate, type DecodedResource } from '../lib/xds/ads-client';
+import { TYPE_SHORT_NAME, TypeUrl, type ResourceTypeUrl } from '../lib/xds/protos';
+import type { ClientSyncStatus, XdsShortType } from '../server/xds/sync-status';
+import { outboundClusterName } from '../server/translate/names';
+
+const ROOT = path.resolve(__dirname, '..');
+const PORT = 9080;
+const CLK_TCK = 100;
+const ALL_TYPES: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration];
+
+interface Settings {
+  services: number;
+  endpoints: number;
+  clients: number;
+  rounds: number;
+  debounceMs: number;
+  /** Longest one round may take before the benchmark gives up. */
+  roundTimeoutMs: number;
+  /** Longest the initial sync of every client may take. */
+  syncTimeoutMs: number;
+  quick: boolean;
+  /** Rewrite the same file every round instead of a different one (see the note on file watching). */
+  sameFile: boolean;
+  /** Run the server with --cpu-prof, writing the profile here when it stops. */
+  cpuProfDir?: string;
+}
+
+function readSettings(): Settings {
+  const { values } = parseArgs({
+    options: {
+      services: { type: 'string' },
+      endpoints: { type: 'string' },
+      clients: { type: 'string' },
+      rounds: { type: 'string' },
+      'debounce-ms': { type: 'string' },
+      'round-timeout-ms': { type: 'string' },
+      'sync-timeout-ms': { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'same-file': { type: 'boolean', default: false },
+      'cpu-prof-dir': { type: 'string' },
+    },
+    strict: true,
+  });
+  const quick = values.quick === true;
+  const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${raw}`);
+    return n;
+  };
+  const services = int('services', values.services, quick ? 100 : 1000, 10, 100_000);
+  return {
+    services,
+    endpoints: int('endpoints', values.endpoints, quick ? 1000 : 10_000, services, 1_000_000),
+    clients: int('clients', values.clients, quick ? 20 : 100, 1, 10_000),
+    rounds: int('rounds', values.rounds, quick ? 2 : 5, 1, 100),
+    debounceMs: int('debounce-ms', values['debounce-ms'], 100, 0, 60_000),
+    roundTimeoutMs: int('round-timeout-ms', values['round-timeout-ms'], 60_000, 1000, 600_000),
+    syncTimeoutMs: int('sync-timeout-ms', values['sync-timeout-ms'], 120_000, 1000, 600_000),
+    quick,
+    sameFile: values['same-file'] === true,
+    cpuProfDir: values['cpu-prof-dir'] === undefined ? undefined : path.resolve(values['cpu-prof-dir']),
+  };
+}
+
+// ---------- config generation ----------
+
+function serviceName(s: number): string {
+  return `svc-${s}`;
+}
+
+function serviceEntry(name: string): string {
+  return [
+    'apiVersion: networking.istio.io/v1',
+    'kind: ServiceEntry',
+    'metadata:',
+    `  name: ${name}`,
+    'spec:',
+    `  hosts: [${name}]`,
+    '  location: MESH_INTERNAL',
+    '  resolution: STATIC',
+    '  ports:',
+    `    - { number: ${PORT}, name: http, protocol: HTTP }`,
+    '  workloadSelector:',
+    `    labels: { app: ${name} }`,
+  ].join('\n');
+}
+
+function workloadEntry(name: string, service: string, node: string, address: string, version: string): string {
+  return [
+    'apiVersion: networking.istio.io/v1',
+    'kind: WorkloadEntry',
+    'metadata:',
+    `  name: ${name}`,
+    `  annotations: { mesh.io/node: ${node} }`,
+    'spec:',
+    `  address: ${address}`,
+    `  labels: { app: ${service}, version: ${version} }`,
+    `  serviceAccount: ${service}`,
+    `  ports: { http: ${PORT} }`,
+  ].join('\n');
+}
+
+function traffic(service: string, v1Weight: number): string {
+  return [
+    'apiVersion: networking.istio.io/v1',
+    'kind: VirtualService',
+    'metadata:',
+    `  name: ${service}`,
+    'spec:',
+    `  hosts: [${service}]`,
+    '  http:',
+    '    - route:',
+    `        - destination: { host: ${service}, subset: v1 }`,
+    `          weight: ${v1Weight}`,
+    `        - destination: { host: ${service}, subset: v2 }`,
+    `          weight: ${100 - v1Weight}`,
+    '---',
+    'apiVersion: networking.istio.io/v1',
+    'kind: DestinationRule',
+    'metadata:',
+    `  name: ${service}`,
+    'spec:',
+    `  host: ${service}`,
+    '  subsets:',
+    '    - { name: v1, labels: { version: v1 } }',
+    '    - { name: v2, labels: { version: v2 } }',
+  ].join('\n');
+}
+
+/** 10.200.x.y for endpoint j (x from 0, y from 1..250): data only, nothing connects to it. */
+function endpointAddress(j: number): string {
+  return `10.200.${Math.floor(j / 250) % 256}.${(j % 250) + 1}`;
+}
+
+const SERVICES_PER_FILE = 50;
+const ENDPOINTS_PER_FILE = 500;
+const ROUTED_EVERY = 10;
+const ROUTED_PER_FILE = 10;
+
+interface GeneratedConfig {
+  dir: string;
+  files: number;
+  routedServices: number;
+  workloadFiles: number;
+  trafficFiles: number;
+  /** Workloads file `index` again, its first endpoint moved to `address` (scenario b). */
+  workloadsFile: (index: number, address: string) => { name: string; content: string };
+  /** Traffic file `index` again, its first VirtualService with weight `v1Weight` for v1 (scenario a). */
+  trafficFile: (index: number, v1Weight: number) => { name: string; content: string };
+}
+
+function endpointDoc(j: number, settings: Settings, address = endpointAddress(j)): string {
+  const service = serviceName(j % settings.services);
+  return workloadEntry(`we-${j}`, service, `host-${j % settings.clients}`, address, j % 2 === 0 ? 'v1' : 'v2');
+}
+
+function generateConfig(settings: Settings): GeneratedConfig {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesh-push-bench-'));
+  let files = 0;
+  const write = (name: string, docs: string[]) => {
+    fs.writeFileSync(path.join(dir, name), docs.join('\n---\n') + '\n');
+    files++;
+  };
+  for (let start = 0; start < settings.services; start += SERVICES_PER_FILE) {
+    const docs: string[] = [];
+    for (let s = start; s < Math.min(settings.services, start + SERVICES_PER_FILE); s++) docs.push(serviceEntry(serviceName(s)));
+    write(`services-${String(start / SERVICES_PER_FILE).padStart(3, '0')}.yaml`, docs);
+  }
+  const fileName = (prefix: string, index: number) => `${prefix}-${String(index).padStart(3, '0')}.yaml`;
+  const workloadsDocs = (index: number, firstAddress?: string): string[] => {
+    const docs: string[] = [];
+    const start = index * ENDPOINTS_PER_FILE;
+    for (let j = start; j < Math.min(settings.endpoints, start + ENDPOINTS_PER_FILE); j++) docs.push(endpointDoc(j, settings, j === start ? firstAddress : undefined));
+    return docs;
+  };
+  const workloadFiles = Math.ceil(settings.endpoints / ENDPOINTS_PER_FILE);
+  for (let index = 0; index < workloadFiles; index++) write(fileName('workloads', index), workloadsDocs(index));
+  const routed: number[] = [];
+  for (let s = 0; s < settings.services; s += ROUTED_EVERY) routed.push(s);
+  const trafficDocs = (index: number, firstWeight = 90) =>
+    routed.slice(index * ROUTED_PER_FILE, (index + 1) * ROUTED_PER_FILE).map((s, i) => traffic(serviceName(s), i === 0 ? firstWeight : 90));
+  const trafficFiles = Math.ceil(routed.length / ROUTED_PER_FILE);
+  for (let index = 0; index < trafficFiles; index++) write(fileName('traffic', index), trafficDocs(index));
+  return {
+    dir,
+    files,
+    routedServices: routed.length,
+    workloadFiles,
+    trafficFiles,
+    workloadsFile: (index, address) => ({ name: fileName('workloads', index), content: workloadsDocs(index, address).join('\n---\n') + '\n' }),
+    trafficFile: (index, weight) => ({ name: fileName('traffic', index), content: trafficDocs(index, weight).join('\n---\n') + '\n' }),
+  };
+}
+
+/** Writes next to the target under a hidden name (the loader skips those), then renames over it. */
+function writeAtomically(file: string, content: string): number {
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  fs.writeFileSync(temp, content);
+  fs.renameSync(temp, file);
+  return performance.now();
+}
+
+// ---------- the server process ----------
+
+interface ServerProcess {
+  child: ChildProcess;
+  pid: number;
+  xds: string;
+  admin: string;
+  how: string;
+}
+
+async function startServer(configDir: string, debounceMs: number, cpuProfDir: string | undefined): Promise<ServerProcess> {
+  const dist = path.join(ROOT, 'dist', 'server', 'main.js');
+  const useDist = fs.existsSync(dist);
+  const args = useDist ? [dist] : ['--import', 'tsx', path.join(ROOT, 'server', 'main.ts')];
+  const serverArgs = ['--config-dir', configDir, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--debounce-ms', String(debounceMs), '--log-level', 'info'];
+  const extra = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
+  const child = spawn(process.execPath, [...extra, ...args, ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const how = `node ${[...extra, ...args.map((a) => path.relative(ROOT, a) || a)].join(' ')} ${serverArgs.join(' ')}`;
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  return new Promise<ServerProcess>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('mesh-server did not log "mesh-server serving" within 60 s')), 60_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${error.message}\nserver stderr:\n${stderr}`));
+    };
+    child.once('exit', (code, signal) => fail(new Error(`mesh-server exited early (code ${code}, signal ${signal})`)));
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      let record: { msg?: string; xds?: string; admin?: string; level?: number };
+      try {
+        record = JSON.parse(line) as typeof record;
+      } catch {
+        return;
+      }
+      if (record.level !== undefined && record.level >= 50) process.stderr.write(`server: ${line}\n`);
+      if (record.msg === 'mesh-server serving' && record.xds && record.admin) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ child, pid: child.pid!, xds: record.xds, admin: record.admin.replace(/\/$/, ''), how });
+      }
+    });
+  });
+}
+
+async function stopServer(server: ServerProcess): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => server.child.once('exit', () => resolve()));
+  server.child.kill('SIGTERM');
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+interface ProcSample {
+  cpuMs: number;
+  rssMb: number;
+  hwmMb: number;
+}
+
+function sampleServer(pid: number): ProcSample {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { cpuMs: (ticks * 1000) / CLK_TCK, rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+}
+
+function benchCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}
+
+// ---------- clients ----------
+
+interface SimClient {
+  readonly node: string;
+  readonly ads: AdsClient;
+  edsNames: string[];
+  rdsNames: string[];
+  /** Per-type arrival time of the first update after `watchFrom`, for the current round. */
+  arrivals: Map<ResourceTypeUrl, number>;
+  watchFrom: number;
+  /** Version per type when the round's file was written: an update counts only if it differs. */
+  before: Map<ResourceTypeUrl, string | undefined>;
+  /** Called once the cluster list changed, so the client can widen its EDS subscription. */
+  onCds?: () => void;
+}
+
+function collectRouteNames(value: unknown, out: Set<string>, depth = 0): void {
+  if (depth > 40 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const item of value) collectRouteNames(item, out, depth + 1);
+    return;
+  }
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    if (key === 'rds' && child && typeof child === 'object') {
+      const name = (child as Record<string, unknown>).route_config_name;
+      if (typeof name === 'string') out.add(name);
+    } else collectRouteNames(child, out, depth + 1);
+  }
+}
+
+function isEdsCluster(cluster: DecodedResource): boolean {
+  return cluster.type === 'EDS' || cluster.eds_cluster_config !== undefined;
+}
+
+/** What an agent on `node` would subscribe to by name, read from decoded LDS and CDS (once, at setup). */
+async function discoverNames(target: string, node: string, timeoutMs: number): Promise<{ eds: string[]; rds: string[] }> {
+  const probe = new AdsClient({ target, node: { id: node }, decode: true });
+  try {
+    const got = new Map<string, ReadonlyMap<string, DecodedResource>>();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`discovery for ${node}: no LDS and CDS within ${timeoutMs} ms`)), timeoutMs);
+      probe.on('update', (update: AdsUpdate) => {
+        got.set(update.typeUrl, update.resources);
+        if (got.has(TypeUrl.Listener) && got.has(TypeUrl.Cluster)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      probe.subscribe(TypeUrl.Listener, '*');
+      probe.subscribe(TypeUrl.Cluster, '*');
+    });
+    const eds: string[] = [];
+    for (const [name, cluster] of got.get(TypeUrl.Cluster)!) if (isEdsCluster(cluster)) eds.push(name);
+    const rds = new Set<string>();
+    for (const listener of got.get(TypeUrl.Listener)!.values()) collectRouteNames(listener, rds);
+    return { eds: eds.sort(), rds: [...rds].sort() };
+  } finally {
+    probe.close();
+  }
+}
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+function createClient(target: string, node: string, names: { eds: string[]; rds: string[] }): SimClient {
+  // decode: false keeps the bench side cheap (the envelope only); names come from discovery.
+  const ads = new AdsClient({ target, node: { id: node }, decode: false });
+  const client: SimClient = { node, ads, edsNames: names.eds, rdsNames: names.rds, arrivals: new Map(), watchFrom: Infinity, before: new Map() };
+  ads.on('update', (update: AdsUpdate) => {
+    const now = performance.now();
+    const type = update.typeUrl as ResourceTypeUrl;
+    // As an agent does: clusters known, ask for their endpoints; listeners known, ask for their routes.
+    if (type === TypeUrl.Cluster) ads.subscribe(TypeUrl.ClusterLoadAssignment, client.edsNames);
+    if (type === TypeUrl.Listener) ads.subscribe(TypeUrl.RouteConfiguration, client.rdsNames);
+    if (now >= client.watchFrom && !client.arrivals.has(type) && update.version !== client.before.get(type)) {
+      client.arrivals.set(type, now);
+      if (type === TypeUrl.Cluster) client.onCds?.();
+    }
+  });
+  ads.on('nack', (nack) => process.stderr.write(`client ${node} NACKed ${nack.typeUrl}: ${nack.message}\n`));
+  ads.subscribe(TypeUrl.Listener, '*');
+  ads.subscribe(TypeUrl.Cluster, '*');
+  return client;
+}
+
+async function waitFor(what: string, timeoutMs: number, done: () => boolean, missing: () => string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!done()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms; ${missing()}`);
+    await sleep(5);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------- scenarios ----------
+
+interface Distribution {
+  first: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function distribution(values: number[]): Distribution {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+  return { first: sorted[0]!, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
+}
+
+interface RoundResult {
+  scenario: string;
+  round: number;
+  /** Write (after rename) to the client having every expected type: over clients. */
+  convergedMs: Distribution;
+  /** The same per resource type that changed, including types that changed for some clients only. */
+  perTypeMs: Partial<Record<XdsShortType, Distribution & { clients: number }>>;
+  serverCpuMs: number;
+  benchCpuMs: number;
+  serverRssMb: number;
+}
+
+interface Scenario {
+  key: string;
+  title: string;
+  expected: readonly ResourceTypeUrl[];
+  /** Makes the change; returns the write time. May set per-client hooks first. */
+  apply: (round: number) => number;
+}
+
+async function runRound(scenario: Scenario, round: number, clients: SimClient[], server: ServerProcess, settings: Settings): Promise<RoundResult> {
+  for (const client of clients) {
+    client.arrivals = new Map();
+    client.before = new Map(ALL_TYPES.map((type) => [type, client.ads.version(type)]));
+    client.watchFrom = 0;
+  }
+  const serverBefore = sampleServer(server.pid);
+  const benchBefore = benchCpuMs();
+  const written = scenario.apply(round);
+  const complete = (client: SimClient) => scenario.expected.every((type) => client.arrivals.has(type));
+  await waitFor(`scenario ${scenario.key} round ${round + 1}`, settings.roundTimeoutMs, () => clients.every(complete), () => {
+    const late = clients.filter((client) => !complete(client));
+    const types = scenario.expected.filter((type) => late.some((client) => !client.arrivals.has(type))).map((type) => TYPE_SHORT_NAME[type]);
+    return `${late.length} of ${clients.length} clients still lack an update of ${types.join(', ')} (e.g. ${late.slice(0, 3).map((c) => c.node).join(', ')})`;
+  });
+  // Stragglers of other types (e.g. LDS for the node that got a new workload) land in the settle time.
+  await sleep(Math.max(300, settings.debounceMs * 3));
+  const serverAfter = sampleServer(server.pid);
+  const benchAfter = benchCpuMs();
+  for (const client of clients) {
+    client.watchFrom = Infinity;
+    client.onCds = undefined;
+  }
+  const converged = clients.map((client) => Math.max(...scenario.expected.map((type) => client.arrivals.get(type)!)) - written);
+  const perTypeMs: RoundResult['perTypeMs'] = {};
+  for (const type of ALL_TYPES) {
+    const times = clients.flatMap((client) => (client.arrivals.has(type) ? [client.arrivals.get(type)! - written] : []));
+    if (times.length > 0) perTypeMs[TYPE_SHORT_NAME[type]] = { ...distribution(times), clients: times.length };
+  }
+  return {
+    scenario: scenario.key,
+    round: round + 1,
+    convergedMs: distribution(converged),
+    perTypeMs,
+    serverCpuMs: serverAfter.cpuMs - serverBefore.cpuMs,
+    benchCpuMs: benchAfter - benchBefore,
+    serverRssMb: serverAfter.rssMb,
+  };
+}
+
+async function checkSyncz(server: ServerProcess, clients: SimClient[]): Promise<{ ok: boolean; problems: string[] }> {
+  const response = await fetch(`${server.admin}/debug/syncz`);
+  const statuses = (await response.json()) as ClientSyncStatus[];
+  const byNode = new Map(statuses.map((status) => [status.node, status]));
+  const problems: string[] = [];
+  for (const client of clients) {
+    const status = byNode.get(client.node);
+    if (!status) {
+      problems.push(`${client.node}: not in /debug/syncz`);
+      continue;
+    }
+    for (const type of ALL_TYPES) {
+      const short = TYPE_SHORT_NAME[type];
+      const sync = status.types[short];
+      const held = client.ads.version(type);
+      if (!sync || sync.sent !== sync.acked || sync.acked !== held) {
+        problems.push(`${client.node} ${short}: sent ${sync?.sent}, acked ${sync?.acked}, client holds ${held}`);
+      }
+    }
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+// ---------- output ----------
+
+function ms(value: number): string {
+  return value.toFixed(value < 10 ? 1 : 0);
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const commandLine = `node --import tsx bench/control-plane-push.ts ${process.argv.slice(2).join(' ')}`.trim();
+  const started = performance.now();
+  const loadBefore = os.loadavg();
+  const config = generateConfig(settings);
+  let server: ServerProcess | undefined;
+  const clients: SimClient[] = [];
+  try {
+    server = await startServer(config.dir, settings.debounceMs, settings.cpuProfDir);
+    const serverReady = sampleServer(server.pid);
+    console.log(`mesh-server pid ${server.pid} (${server.how.startsWith('node dist') ? 'built dist/server/main.js' : 'TypeScript source via tsx'}), xds ${server.xds}`);
+    console.log(`config: ${settings.services} ServiceEntries, ${settings.endpoints} WorkloadEntries, ${config.routedServices} VirtualService+DestinationRule pairs in ${config.files} files under ${config.dir}`);
+
+    const nodes = Array.from({ length: settings.clients }, (_, i) => `host-${i}`);
+    const discoveryStarted = performance.now();
+    const names = await mapLimited(nodes, 8, (node) => discoverNames(server!.xds, node, settings.syncTimeoutMs));
+    const discoveryMs = performance.now() - discoveryStarted;
+
+    const syncStarted = performance.now();
+    const serverBeforeSync = sampleServer(server.pid);
+    for (let i = 0; i < nodes.length; i++) clients.push(createClient(server.xds, nodes[i]!, names[i]!));
+    await waitFor('initial sync', settings.syncTimeoutMs, () => clients.every((c) => ALL_TYPES.every((type) => c.ads.version(type) !== undefined)), () => {
+      const late = clients.filter((c) => ALL_TYPES.some((type) => c.ads.version(type) === undefined));
+      const first = late[0]!;
+      return `${late.length} of ${clients.length} clients do not hold all of LDS, CDS, EDS, RDS (e.g. ${first.node} lacks ${ALL_TYPES.filter((t) => first.ads.version(t) === undefined).map((t) => TYPE_SHORT_NAME[t]).join(', ')})`;
+    });
+    const syncMs = performance.now() - syncStarted;
+    const serverAfterSync = sampleServer(server.pid);
+    console.log(`discovery (decoding probes, setup only): ${ms(discoveryMs)} ms; initial sync of ${clients.length} clients (${names[0]!.eds.length} EDS, ${names[0]!.rds.length} RDS names each): ${ms(syncMs)} ms, server CPU ${ms(serverAfterSync.cpuMs - serverBeforeSync.cpuMs)} ms`);
+
+    const servicesDir = config.dir;
+    const scenarios: Scenario[] = [
+      {
+        key: 'a-vs-weight',
+        title: '(a) VirtualService weight edit -> RDS',
+        expected: [TypeUrl.RouteConfiguration],
+        apply: (round) => {
+          const file = config.trafficFile(settings.sameFile ? 0 : round % config.trafficFiles, 80 - round);
+          return writeAtomically(path.join(servicesDir, file.name), file.content);
+        },
+      },
+      {
+        key: 'b-endpoint-address',
+        title: '(b) one WorkloadEntry address -> EDS',
+        expected: [TypeUrl.ClusterLoadAssignment],
+        apply: (round) => {
+          const file = config.workloadsFile(settings.sameFile ? 0 : round % config.workloadFiles, `10.201.${round % 256}.1`);
+          return writeAtomically(path.join(servicesDir, file.name), file.content);
+        },
+      },
+      {
+        key: 'c-new-service',
+        title: '(c) new ServiceEntry file -> CDS+EDS+RDS',
+        expected: [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration],
+        apply: (round) => {
+          const name = `svc-added-${round}`;
+          const cluster = outboundClusterName(PORT, name);
+          for (const client of clients) {
+            // The agent sees the new cluster, then asks for its endpoints (the EDS arrival that counts).
+            client.onCds = () => {
+              client.edsNames = [...client.edsNames, cluster];
+              client.ads.subscribe(TypeUrl.ClusterLoadAssignment, client.edsNames);
+            };
+          }
+          const docs = [serviceEntry(name), workloadEntry(`we-added-${round}`, name, 'host-0', `10.202.${round % 256}.1`, 'v1')];
+          return writeAtomically(path.join(servicesDir, `added-${String(round).padStart(3, '0')}.yaml`), docs.join('\n---\n') + '\n');
+        },
+      },
+    ];
+
+    const results: RoundResult[] = [];
+    for (const scenario of scenarios) {
+      for (let round = 0; round < settings.rounds; round++) {
+        await sleep(Math.max(500, settings.debounceMs * 3));
+        results.push(await runRound(scenario, round, clients, server, settings));
+      }
+    }
+    const syncz = await checkSyncz(server, clients);
+    const serverEnd = sampleServer(server.pid);
+
+    const rows = results.map((r) => [
+      scenarios.find((s) => s.key === r.scenario)!.title,
+      String(r.round),
+      ms(r.convergedMs.first), ms(r.convergedMs.p50), ms(r.convergedMs.p99), ms(r.convergedMs.max),
+      Object.entries(r.perTypeMs).map(([type, d]) => `${type}:${ms(d.max)}${d.clients < clients.length ? `(${d.clients})` : ''}`).join(' '),
+      ms(r.serverCpuMs), ms(r.benchCpuMs),
+    ]);
+    const summary = scenarios.map((scenario) => {
+      const mine = results.filter((r) => r.scenario === scenario.key);
+      const maxes = mine.map((r) => r.convergedMs.max);
+      return {
+        scenario: scenario.key,
+        title: scenario.title,
+        rounds: mine.length,
+        firstMsMedian: distribution(mine.map((r) => r.convergedMs.first)).p50,
+        p50MsMedian: distribution(mine.map((r) => r.convergedMs.p50)).p50,
+        p99MsMedian: distribution(mine.map((r) => r.convergedMs.p99)).p50,
+        lastAckMsMedian: distribution(maxes).p50,
+        lastAckMsWorst: Math.max(...maxes),
+        serverCpuMsMean: mine.reduce((sum, r) => sum + r.serverCpuMs, 0) / mine.length,
+        benchCpuMsMean: mine.reduce((sum, r) => sum + r.benchCpuMs, 0) / mine.length,
+      };
+    });
+    const machine = {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryGb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      node: process.version,
+      os: `${os.type()} ${os.release()}`,
+      loadAverage1m: { atStart: loadBefore[0]!, atEnd: os.loadavg()[0]! },
+    };
+
+    console.log('');
+    console.log(`machine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGb} GB, node ${machine.node}, ${machine.os}; 1-min load average ${machine.loadAverage1m.atStart.toFixed(1)} at start, ${machine.loadAverage1m.atEnd.toFixed(1)} at end`);
+    console.log(`command: ${commandLine}`);
+    console.log(`server:  ${server.how}`);
+    console.log(`size:    ${settings.clients} clients, ${settings.services} services, ${settings.endpoints} endpoints, ${settings.rounds} rounds, debounce ${settings.debounceMs} ms`);
+    console.log(`Times in ms from the rename of the changed file to the update (ACKed synchronously) at each client; server and bench share the machine's ${machine.cpus} CPUs (with anything else running).`);
+    console.log(`Each round rewrites ${settings.sameFile ? 'the same file (--same-file)' : 'a different file (--same-file to rewrite one file every round)'}.`);
+    console.log('"types" lists the max per type that changed, with (n) when only n clients got it. CPU columns: ms of CPU used during the round.');
+    console.log('');
+    console.log(table(['scenario', 'round', 'first', 'p50', 'p99', 'max(last ACK)', 'types (max)', 'server CPU', 'bench CPU'], rows));
+    console.log('');
+    console.log(table(
+      ['summary (median over rounds)', 'rounds', 'first', 'p50', 'p99', 'last ACK', 'worst last ACK', 'server CPU/round', 'bench CPU/round'],
+      summary.map((s) => [s.title, String(s.rounds), ms(s.firstMsMedian), ms(s.p50MsMedian), ms(s.p99MsMedian), ms(s.lastAckMsMedian), ms(s.lastAckMsWorst), ms(s.serverCpuMsMean), ms(s.benchCpuMsMean)]),
+    ));
+    console.log('');
+    console.log(`server memory: RSS ${serverEnd.rssMb.toFixed(0)} MB at end (${serverReady.rssMb.toFixed(0)} MB after first load), peak VmHWM ${serverEnd.hwmMb.toFixed(0)} MB; server CPU total ${ms(serverEnd.cpuMs)} ms, bench CPU total ${ms(benchCpuMs())} ms`);
+    console.log(`/debug/syncz: ${syncz.ok ? `every client acked the version sent for LDS, CDS, EDS and RDS (${clients.length} clients)` : `${syncz.problems.length} mismatches, e.g. ${syncz.problems.slice(0, 5).join('; ')}`}`);
+
+    const output = {
+      benchmark: 'control-plane-push',
+      at: new Date().toISOString(),
+      command: commandLine,
+      server: { command: server.how, source: server.how.startsWith('node dist') ? 'dist' : 'tsx' },
+      machine,
+      note: 'mesh-server and the bench clients run on the same machine and share its CPUs; latency includes the config directory watcher debounce and the ADS debounce',
+      settings,
+      config: { files: config.files, routedServices: config.routedServices },
+      setup: { discoveryMs, initialSyncMs: syncMs, initialSyncServerCpuMs: serverAfterSync.cpuMs - serverBeforeSync.cpuMs, edsNamesPerClient: names[0]!.eds.length, rdsNamesPerClient: names[0]!.rds.length },
+      rounds: results,
+      summary,
+      serverMemory: { rssMbAfterFirstLoad: serverReady.rssMb, rssMbAtEnd: serverEnd.rssMb, hwmMb: serverEnd.hwmMb },
+      cpuTotals: { serverMs: serverEnd.cpuMs, benchMs: benchCpuMs() },
+      syncz,
+      wallMs: performance.now() - started,
+    };
+    const resultsDir = path.join(ROOT, 'bench', 'results');
+    fs.mkdirSync(resultsDir, { recursive: true });
+    fs.writeFileSync(path.join(resultsDir, 'control-plane-push.json'), JSON.stringify(output, null, 2) + '\n');
+    console.log(`results: bench/results/control-plane-push.json (wall ${ms((performance.now() - started) / 1000)} s)`);
+    if (!syncz.ok) process.exitCode = 1;
+  } finally {
+    for (const client of clients) client.ads.close();
+    if (server) await stopServer(server);
+    fs.rmSync(config.dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`control-plane-push: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
