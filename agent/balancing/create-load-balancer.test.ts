@@ -71,3 +71,15 @@ test('unsupported policies and bad configs throw messages fit for a NACK', (t) =
   t.throws(() => lbConfigFromCluster({ name: 'c', lb_policy: 'MAGLEV', maglev_lb_config: { table_size: { value: '1000' } } }), { message: /cluster c: maglev_lb_config.table_size must be a prime/ });
   t.throws(() => lbConfigFromCluster({ name: 'c', lb_policy: 'LEAST_REQUEST', least_request_lb_config: { choice_count: { value: 1 } } }), { message: /cluster c: least_request_lb_config.choice_count/ });
 });
+
+test('a least-request balancer rebuilt for a new endpoint set keeps the counts of the one it replaces', (t) => {
+  const { cluster, cla } = fromRule(undefined);
+  const config = lbConfigFromCluster(cluster);
+  const first = createLoadBalancer(config, endpointSetFor(config, cla)) as LeastRequestLoadBalancer;
+  const busy = first.pick(context(41))!;
+  first.started(busy);
+  first.started(busy);
+  const next = createLoadBalancer(config, endpointSetFor(config, cla), first) as LeastRequestLoadBalancer;
+  t.is(next.activeRequests(busy), 2);
+  t.is((createLoadBalancer(config, endpointSetFor(config, cla)) as LeastRequestLoadBalancer).activeRequests(busy), 0);
+});

@@ -91,15 +91,22 @@ export function endpointSetFor(config: LbConfig, cla: DecodedLoadAssignment, opt
   return EndpointSet.fromLoadAssignment(cla, setOptions);
 }
 
-/** The policy `config` names, over `set` (rebuilt whenever the endpoint set changes). */
-export function createLoadBalancer(config: LbConfig, set: EndpointSet): LoadBalancer {
+/**
+ * The policy `config` names, over `set` (rebuilt whenever the endpoint set changes). `previous`
+ * is the balancer being replaced, whose in-flight counts carry over when the policy is the same.
+ */
+export function createLoadBalancer(config: LbConfig, set: EndpointSet, previous?: LoadBalancer): LoadBalancer {
   switch (config.policy) {
     case 'ROUND_ROBIN':
       return new RoundRobinLoadBalancer(set);
     case 'RANDOM':
       return new RandomLoadBalancer(set);
     case 'LEAST_REQUEST':
-      return new LeastRequestLoadBalancer(set, { choiceCount: config.choiceCount, activeRequestBias: config.activeRequestBias });
+      return new LeastRequestLoadBalancer(set, {
+        choiceCount: config.choiceCount,
+        activeRequestBias: config.activeRequestBias,
+        ...(previous instanceof LeastRequestLoadBalancer ? { previous } : {}),
+      });
     case 'RING_HASH':
       return new RingHashLoadBalancer(set, { minimumRingSize: config.minimumRingSize, maximumRingSize: config.maximumRingSize });
     case 'MAGLEV':

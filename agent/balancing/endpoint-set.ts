@@ -21,6 +21,8 @@ export interface Endpoint {
   readonly index: number;
   readonly address: string;
   readonly port: number;
+  /** `address:port`: the endpoint's identity across successive endpoint sets of a cluster. */
+  readonly key: string;
   readonly weight: number;
   readonly health: HealthStatus;
   readonly healthy: boolean;
@@ -187,6 +189,7 @@ export class EndpointSet {
   readonly pools: readonly Pool[];
   readonly overprovisioningFactor: number;
   private readonly loadThresholds: Float64Array;
+  private readonly indexByKey: ReadonlyMap<string, number>;
 
   private constructor(clusterName: string, endpoints: Endpoint[], priorities: PriorityLevel[], pools: Pool[], factor: number) {
     this.clusterName = clusterName;
@@ -196,6 +199,7 @@ export class EndpointSet {
     this.pools = Object.freeze(pools);
     this.overprovisioningFactor = factor;
     this.loadThresholds = cumulative(priorities.map((p) => p.load));
+    this.indexByKey = new Map(endpoints.map((e) => [e.key, e.index]));
     Object.freeze(this);
   }
 
@@ -222,6 +226,7 @@ export class EndpointSet {
           index: endpoints.length,
           address: socket.address,
           port: socket.port_value ?? 0,
+          key: `${socket.address}:${socket.port_value ?? 0}`,
           weight,
           health,
           healthy: isHealthy(health),
@@ -268,6 +273,15 @@ export class EndpointSet {
       return level;
     });
     return new EndpointSet(clusterName, endpoints, levels, pools, factor);
+  }
+
+  /**
+   * This set's index for `endpoint`, which may come from an earlier set of the same cluster (a
+   * request that outlived an EDS update); -1 when the endpoint is no longer in the cluster.
+   */
+  indexOf(endpoint: Endpoint): number {
+    if (this.endpoints[endpoint.index] === endpoint) return endpoint.index;
+    return this.indexByKey.get(endpoint.key) ?? -1;
   }
 
   /** The priority level a draw in [0, 100) lands on, or -1 when nothing is healthy. */

@@ -79,3 +79,19 @@ test('choice_count below 2 is refused', (t) => {
   const set = setOf([endpoint('10.0.0.1')]);
   t.throws(() => new LeastRequestLoadBalancer(set, { choiceCount: 1 }), { message: /choice_count must be at least 2/ });
 });
+
+test('after an EDS update, in-flight counts carry over for endpoints that stay, and late finishes land on them', (t) => {
+  const before = setOf([endpoint('10.0.0.1'), endpoint('10.0.0.2'), endpoint('10.0.0.3')]);
+  const old = new LeastRequestLoadBalancer(before);
+  for (let i = 0; i < 4; i++) old.started(before.endpoints[1]!);
+  old.started(before.endpoints[2]!);
+  // 10.0.0.1 leaves, so 10.0.0.2 moves from index 1 to index 0 in the new set.
+  const after = setOf([endpoint('10.0.0.2'), endpoint('10.0.0.3'), endpoint('10.0.0.4')]);
+  const lb = new LeastRequestLoadBalancer(after, { previous: old });
+  t.deepEqual(after.endpoints.map((e) => lb.activeRequests(e)), [4, 1, 0]);
+  // A request started before the update finishes against the new balancer with its old endpoint object.
+  lb.finished(before.endpoints[1]!);
+  t.is(lb.activeRequests(after.endpoints[0]!), 3);
+  lb.finished(before.endpoints[0]!);
+  t.deepEqual(after.endpoints.map((e) => lb.activeRequests(e)), [3, 1, 0], 'an endpoint that left changes nothing');
+});

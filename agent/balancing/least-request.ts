@@ -9,6 +9,11 @@ export interface LeastRequestOptions {
   choiceCount?: number;
   /** Envoy's active_request_bias (default 1.0); 0 makes unequal weights plain weighted round robin. */
   activeRequestBias?: number;
+  /**
+   * The balancer this one replaces after an EDS update: in-flight counts carry over for the
+   * endpoints that stay, as Envoy keeps its host objects, so a busy endpoint does not look idle.
+   */
+  previous?: LeastRequestLoadBalancer;
 }
 
 export class LeastRequestLoadBalancer implements LoadBalancer {
@@ -23,12 +28,20 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
     if (!Number.isInteger(this.choiceCount) || this.choiceCount < 2) throw new Error(`least_request_lb_config.choice_count must be at least 2, got ${this.choiceCount}`);
     if (!(this.bias >= 0)) throw new Error(`least_request_lb_config.active_request_bias must be at least 0, got ${this.bias}`);
     this.active = new Int32Array(set.endpoints.length);
+    const previous = options.previous;
+    if (previous) for (const e of set.endpoints) this.active[e.index] = previous.activeByKey(e.key);
     this.credits = set.pools.map((pool) => new Float64Array(pool.equalWeights ? 0 : pool.endpoints.length));
   }
 
   /** Requests in flight to `endpoint` as this balancer counts them. */
   activeRequests(endpoint: Endpoint): number {
-    return this.active[endpoint.index] ?? 0;
+    const index = this.set.indexOf(endpoint);
+    return index < 0 ? 0 : this.active[index]!;
+  }
+
+  private activeByKey(key: string): number {
+    const endpoint = this.set.endpoints.find((e) => e.key === key);
+    return endpoint ? this.active[endpoint.index]! : 0;
   }
 
   pick(context: PickContext): Endpoint | undefined {
@@ -63,11 +76,13 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
   }
 
   started(endpoint: Endpoint): void {
-    this.active[endpoint.index]!++;
+    const index = this.set.indexOf(endpoint);
+    if (index >= 0) this.active[index]!++;
   }
 
   finished(endpoint: Endpoint): void {
-    // A finish without a start (a balancer swapped mid-request) must not drive the count negative.
-    if (this.active[endpoint.index]! > 0) this.active[endpoint.index]!--;
+    const index = this.set.indexOf(endpoint);
+    // A finish whose start was counted by no balancer must not drive the count negative.
+    if (index >= 0 && this.active[index]! > 0) this.active[index]!--;
   }
 }
