@@ -29,7 +29,7 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
     if (!(this.bias >= 0)) throw new Error(`least_request_lb_config.active_request_bias must be at least 0, got ${this.bias}`);
     this.active = new Int32Array(set.endpoints.length);
     const previous = options.previous;
-    if (previous) for (const e of set.endpoints) this.active[e.index] = previous.activeByKey(e.key);
+    if (previous) for (const e of set.endpoints) this.active[e.index] = previous.activeRequests(e);
     this.credits = set.pools.map((pool) => new Float64Array(pool.equalWeights ? 0 : pool.endpoints.length));
   }
 
@@ -37,11 +37,6 @@ export class LeastRequestLoadBalancer implements LoadBalancer {
   activeRequests(endpoint: Endpoint): number {
     const index = this.set.indexOf(endpoint);
     return index < 0 ? 0 : this.active[index]!;
-  }
-
-  private activeByKey(key: string): number {
-    const endpoint = this.set.endpoints.find((e) => e.key === key);
-    return endpoint ? this.active[endpoint.index]! : 0;
   }
 
   pick(context: PickContext): Endpoint | undefined {
