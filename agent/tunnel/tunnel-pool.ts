@@ -276,6 +276,14 @@ export class TunnelPool {
         clearTimeout(timer);
         reject(new TunnelError(`session to ${key} closed before it was ready`, undefined, 'session closed'));
       });
+      // A TLS alert (peer refused our certificate) surfaces only on the socket: node destroys
+      // the session without emitting 'error' or 'close' on it.
+      session.socket.once('error', (err: Error) => {
+        clearTimeout(timer);
+        this.retire(pooled);
+        session.destroy();
+        reject(new TunnelError(`connection to ${key} failed: ${err.message}`, undefined, err.message));
+      });
     });
     // Callers that never reach `await ready` (none today) must not produce unhandled rejections.
     pooled.ready.catch(() => undefined);
