@@ -103,7 +103,10 @@ function typeStatus(mesh: MeshFixture, short: 'LDS' | 'RDS' | 'CDS' | 'EDS') {
 
 test('host-a receives its inbound listener and cluster, the route config its listeners name and the endpoints its clusters name', async (t) => {
   const mesh = await fixture(t);
-  const xds = agent(t, { server: mesh.xdsTarget, stateDir: await stateDir(t) });
+  const dir = await stateDir(t);
+  const xds = agent(t, { server: mesh.xdsTarget, stateDir: dir });
+  const persisted: AgentXdsConfig['versions'][] = [];
+  xds.on('persisted', (versions) => persisted.push(versions));
   await xds.start();
   const config = await configWhere(xds, (c) => c.source === 'server');
 
@@ -121,6 +124,9 @@ test('host-a receives its inbound listener and cluster, the route config its lis
   for (const short of ['LDS', 'RDS', 'CDS', 'EDS'] as const) {
     await eventually(`${short} SYNCED`, () => (typeStatus(mesh, short)?.state === 'SYNCED' ? true : undefined));
   }
+  await eventually('the view on disk', () => (persisted.some((versions) => JSON.stringify(versions) === JSON.stringify(config.versions)) ? true : undefined));
+  const stored = await new SnapshotStore({ stateDir: dir }).load();
+  t.deepEqual([...stored!.get(TypeUrl.Cluster)!.resources.keys()], [...config.clusters.keys()]);
 });
 
 test('a config edit on the server reaches the agent, with the new cluster\'s endpoints subscribed', async (t) => {
