@@ -97,8 +97,11 @@ export class TunnelPool {
     }
   }
 
-  /** Closes every session gracefully (streams in flight finish), then resolves. */
-  async close(): Promise<void> {
+  /**
+   * Closes every session gracefully (streams in flight may finish for up to `graceMs`), then
+   * destroys what is left, so a caller that never ends its stream cannot hold shutdown forever.
+   */
+  async close(graceMs = 5000): Promise<void> {
     this.closed = true;
     const all = [...this.byPeer.values()].flat();
     await Promise.all(
@@ -106,8 +109,14 @@ export class TunnelPool {
         (pooled) =>
           new Promise<void>((resolve) => {
             this.retire(pooled);
-            if (pooled.session.closed || pooled.session.destroyed) resolve();
-            else pooled.session.close(() => resolve());
+            const session = pooled.session;
+            if (session.destroyed) return resolve();
+            const timer = setTimeout(() => session.destroy(), graceMs);
+            session.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            session.close();
           }),
       ),
     );

@@ -59,7 +59,9 @@ export interface TunnelServerOptions {
   createServer?: (options: http2.ServerOptions) => http2.Http2Server | http2.Http2SecureServer;
   streamWindow?: number;
   sessionWindow?: number;
-  /** A local target that accepts neither nor refuses (SYN dropped) must not hold a stream forever. */
+  /** SETTINGS_MAX_CONCURRENT_STREAMS announced to peers; pools open another session beyond it. */
+  maxConcurrentStreams?: number;
+  /** A local target that neither accepts nor refuses (SYN dropped) must not hold a stream forever. */
   connectTimeoutMs?: number;
 }
 
@@ -77,7 +79,7 @@ export class TunnelServer {
     const serverOptions: http2.ServerOptions = {
       settings: {
         initialWindowSize: options.streamWindow ?? DEFAULT_STREAM_WINDOW,
-        maxConcurrentStreams: 1000,
+        maxConcurrentStreams: options.maxConcurrentStreams ?? 1000,
       },
       // Large windows mean more unacknowledged data in flight per session; nghttp2's default
       // 10 MB memory cap would answer a busy session with ENHANCE_YOUR_CALM.

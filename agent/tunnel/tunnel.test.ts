@@ -267,7 +267,7 @@ test("the peer's max concurrent streams makes the pool open more sessions", asyn
   const echo = await startEcho(t);
   const { port } = await startServer(t, {
     resolveInbound: () => ({ host: '127.0.0.1', port: echo.port }),
-    createServer: (options) => http2.createServer({ ...options, settings: { ...options.settings, maxConcurrentStreams: 2 } }),
+    maxConcurrentStreams: 2,
   });
   const pool = newPool(t);
   const peer = { host: '127.0.0.1', port };
@@ -331,4 +331,19 @@ test('close() lets a running stream finish, then resolves; the grace bound reset
   await appClosed;
   // Cut off, not completed: the client can tell the two apart.
   t.true(stuck.aborted);
+});
+
+test('pool close() waits for running streams only up to its bound, and refuses new opens', async (t) => {
+  const { echo, peer } = await echoTunnel(t);
+  const pool = newPool(t);
+  const held = (await pool.open(peer, SERVICE)) as http2.ClientHttp2Stream;
+  const heldClosed = new Promise<void>((resolve) => held.once('close', () => resolve()));
+  const appClosed = new Promise<void>((resolve) => echo.connections[0]!.once('close', () => resolve()));
+  held.resume();
+  await pool.close(50);
+  await heldClosed;
+  await appClosed;
+  t.true(held.aborted);
+  t.is(pool.stats().sessionsActive, 0);
+  await t.throwsAsync(pool.open(peer, SERVICE), { instanceOf: TunnelError, message: /pool is closed/ });
 });
