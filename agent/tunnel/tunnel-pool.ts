@@ -81,6 +81,8 @@ export class TunnelPool {
   /**
    * Opens a CONNECT stream to `destination` through the peer agent at `peer`. Resolves once the
    * peer answered 200; the stream then behaves like a TCP socket, `end()` sending a half-close.
+   * A reset by the peer shows as 'end' followed by 'aborted' and 'error' (node's order), so a
+   * relay must check `aborted`/`rstCode` before turning 'end' into a FIN.
    */
   async open(peer: Peer, destination: Destination, metadata: Record<string, string> = {}): Promise<Duplex> {
     if (this.closed) throw new TunnelError('tunnel pool is closed', undefined, 'pool closed');

@@ -213,8 +213,8 @@ export class TunnelServer {
       event.status = 200;
       stream.respond({ ':status': 200 });
       this.options.onStream?.(event);
-      // pipe() ends the destination when the source ends: END_STREAM becomes FIN and FIN
-      // becomes END_STREAM, so half-closed connections keep working through the tunnel.
+      // END_STREAM becomes FIN and FIN becomes END_STREAM (pipe ends the stream; the socket is
+      // ended below), so half-closed connections keep working through the tunnel.
       stream.pipe(socket, { end: false });
       socket.pipe(stream);
       // Node ends the readable side of a reset stream before it reports the reset, so the FIN
