@@ -109,6 +109,24 @@ test('rename, atomic save via rename and a new subdirectory take effect within a
   t.true(await eventually(() => rules(source.snapshot()).length === 1), 'subdirectory removed');
 });
 
+test('repeated atomic saves and then in-place writes of one file in a subdirectory each take effect within a second', async (t) => {
+  // Node 20's recursive fs.watch on Linux goes deaf to a file after it was atomically replaced
+  // twice; with the safety rescan pushed far out, only working watchers can pass this.
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'team'));
+  const file = join(dir, 'team', 'reviews.yaml');
+  await writeFile(file, destinationRule('reviews', ['v0']));
+  const source = open(t, dir);
+  await source.start();
+  for (let round = 1; round <= 4; round++) {
+    await writeFile(join(dir, 'team', '.reviews.yaml.tmp'), destinationRule('reviews', [`v${round}`]));
+    await rename(join(dir, 'team', '.reviews.yaml.tmp'), file);
+    t.true(await eventually(() => rules(source.snapshot()).join() === `reviews:v${round}@${file}`), `atomic save ${round}`);
+  }
+  await writeFile(file, destinationRule('reviews', ['v9']));
+  t.true(await eventually(() => rules(source.snapshot()).join() === `reviews:v9@${file}`), 'in-place write after atomic saves');
+});
+
 test('a bad edit is rejected whole and the previous version keeps serving; the others still apply', async (t) => {
   const dir = await tempDir(t);
   const reviews = join(dir, 'reviews.yaml');

@@ -46,17 +46,29 @@ export function isConfigFileName(name: string): boolean {
 /** What changes when a file is replaced or rewritten; equal signatures mean "not touched". */
 export type Signature = string;
 
+export interface ConfigTree {
+  /** Every config file with its signature. */
+  files: Map<string, Signature>;
+  /** Every directory walked (the root included), by path, with its `dev:ino` identity. */
+  directories: Map<string, string>;
+}
+
 /**
- * Every config file under `dir` with its signature, following symlinks (ConfigMap-style `..data`
- * swaps) but each directory only once. Hidden entries are skipped, hidden directories included.
+ * Walks `dir`: config files with their signatures and the directories holding them, following
+ * symlinks (ConfigMap-style `..data` swaps) but each directory only once. Hidden entries are
+ * skipped, hidden directories included. `onDirectory` hears of each directory before it is read.
  */
-export async function listConfigFiles(dir: string): Promise<Map<string, Signature>> {
+export async function walkConfigTree(dir: string, onDirectory?: (path: string, identity: string) => void): Promise<ConfigTree> {
   const files = new Map<string, Signature>();
+  const directories = new Map<string, string>();
   const visited = new Set<string>();
   const walk = async (current: string): Promise<void> => {
     const identity = await stat(current).then((s) => `${s.dev}:${s.ino}`, () => undefined);
     if (identity === undefined || visited.has(identity)) return;
     visited.add(identity);
+    directories.set(current, identity);
+    // Before reading it: whatever is written into the directory from now on raises an event.
+    onDirectory?.(current, identity);
     // A subdirectory removed while we walk is simply not there any more.
     const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
     for (const entry of entries) {
@@ -80,7 +92,12 @@ export async function listConfigFiles(dir: string): Promise<Map<string, Signatur
     }
   };
   await walk(dir);
-  return files;
+  return { files, directories };
+}
+
+/** Every config file under `dir` with its signature (see walkConfigTree). */
+export async function listConfigFiles(dir: string): Promise<Map<string, Signature>> {
+  return (await walkConfigTree(dir)).files;
 }
 
 export class ConfigDirectory implements RegistrySource {
@@ -98,8 +115,12 @@ export class ConfigDirectory implements RegistrySource {
   private known = new Map<string, Signature>();
   /** Paths the watcher named since the last scan: read again even if their stat looks unchanged. */
   private dirty = new Set<string>();
-  private watcher: FSWatcher | undefined;
-  private watchedRoot: string | undefined;
+  /**
+   * One plain watcher per directory, by path, with the identity it was opened on. Not Node's
+   * `recursive` watch: on Linux (Node 20) it stops reporting a file after it has been atomically
+   * replaced twice, which is exactly how editors and config tools save.
+   */
+  private readonly watchers = new Map<string, { identity: string; watcher: FSWatcher }>();
   private debounceTimer: NodeJS.Timeout | undefined;
   private burstStartedAt: number | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -147,7 +168,7 @@ export class ConfigDirectory implements RegistrySource {
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     this.pollTimer = undefined;
     this.debounceTimer = undefined;
-    this.closeWatcher();
+    this.closeWatchers();
     await this.chain;
   }
 
@@ -159,7 +180,7 @@ export class ConfigDirectory implements RegistrySource {
   /** Re-reads every file regardless of what the watcher saw (SIGHUP, /debug/reload). */
   async reload(): Promise<void> {
     // A watcher that silently stopped is replaced as part of the reload.
-    this.closeWatcher();
+    this.closeWatchers();
     await this.requestScan(true);
   }
 
@@ -240,8 +261,8 @@ export class ConfigDirectory implements RegistrySource {
     return queued.promise;
   }
 
-  private onWatchEvent(filename: string | null): void {
-    if (filename) this.dirty.add(resolve(this.dir, filename));
+  private onWatchEvent(path: string | null): void {
+    if (path) this.dirty.add(path);
     const now = Date.now();
     this.burstStartedAt ??= now;
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
@@ -253,28 +274,40 @@ export class ConfigDirectory implements RegistrySource {
     }, delay);
   }
 
-  private startWatcher(rootIdentity: string): void {
-    if (this.watcher && this.watchedRoot === rootIdentity) return;
-    this.closeWatcher();
+  /** Watches `path` unless a watcher on that same directory (identity) exists already. */
+  private ensureWatcher(path: string, identity: string): void {
+    const existing = this.watchers.get(path);
+    if (existing?.identity === identity) return;
+    existing?.watcher.close();
+    this.watchers.delete(path);
     try {
-      const watcher = watch(this.dir, { recursive: true }, (_event, filename) => this.onWatchEvent(filename));
+      const watcher = watch(path, (_event, name) => this.onWatchEvent(name ? join(path, name.toString()) : null));
       watcher.on('error', (error) => {
-        // Typically the directory went away; the next scan notices and falls back to polling.
-        this.log.warn({ err: error }, 'config directory watcher failed');
-        this.closeWatcher();
+        // Typically the directory went away; the rescan this triggers notices and adapts.
+        this.log.debug({ err: error, directory: path }, 'config directory watcher ended');
+        watcher.close();
+        if (this.watchers.get(path)?.watcher === watcher) this.watchers.delete(path);
         this.onWatchEvent(null);
       });
-      this.watcher = watcher;
-      this.watchedRoot = rootIdentity;
+      this.watchers.set(path, { identity, watcher });
     } catch (error) {
-      this.log.warn({ err: error }, 'cannot watch config directory; relying on periodic rescans');
+      this.log.warn({ err: error, directory: path }, 'cannot watch a config directory; relying on periodic rescans for it');
     }
   }
 
-  private closeWatcher(): void {
-    this.watcher?.close();
-    this.watcher = undefined;
-    this.watchedRoot = undefined;
+  /** Closes the watchers of directories the last walk did not find. */
+  private dropStaleWatchers(directories: ReadonlyMap<string, string>): void {
+    for (const [path, entry] of this.watchers) {
+      if (directories.get(path) !== entry.identity) {
+        entry.watcher.close();
+        this.watchers.delete(path);
+      }
+    }
+  }
+
+  private closeWatchers(): void {
+    for (const { watcher } of this.watchers.values()) watcher.close();
+    this.watchers.clear();
   }
 
   private async scan(force: boolean): Promise<void> {
@@ -284,23 +317,21 @@ export class ConfigDirectory implements RegistrySource {
     this.dirty = new Set();
     const root = await stat(this.dir).catch(() => undefined);
     if (!root?.isDirectory()) {
-      if (!this.missing) {
-        this.missing = true;
-        this.version++;
-        this.closeWatcher();
-        this.log.warn('config directory does not exist; keeping the last loaded config and polling for it');
-      }
-      this.finishLoad();
-      this.notify();
+      this.markMissing();
       return;
     }
     if (this.missing) this.log.info('config directory appeared');
     const wasMissing = this.missing;
     this.missing = false;
-    // Watch before listing, so that nothing written during the listing goes unnoticed.
-    if (this.running) this.startWatcher(`${root.dev}:${root.ino}`);
-
-    const listing = await listConfigFiles(this.dir);
+    const tree = await walkConfigTree(this.dir, this.running ? (path, identity) => this.ensureWatcher(path, identity) : undefined);
+    // Deleted while we walked: an empty listing must not read as "every file was removed".
+    if (!(await stat(this.dir).catch(() => undefined))?.isDirectory()) {
+      this.missing = wasMissing;
+      this.markMissing();
+      return;
+    }
+    this.dropStaleWatchers(tree.directories);
+    const listing = tree.files;
     const changes: StoreChange[] = [];
     const next = new Map<string, Signature>();
     for (const [file, signature] of listing) {
@@ -325,6 +356,18 @@ export class ConfigDirectory implements RegistrySource {
     if (wasMissing) this.version++;
     this.finishLoad();
     this.publishIfChanged();
+  }
+
+  /** The directory is gone: keep serving what was last loaded, say so, and poll for it. */
+  private markMissing(): void {
+    if (!this.missing) {
+      this.missing = true;
+      this.version++;
+      this.closeWatchers();
+      this.log.warn('config directory does not exist; keeping the last loaded config and polling for it');
+    }
+    this.finishLoad();
+    this.notify();
   }
 
   private finishLoad(): void {
