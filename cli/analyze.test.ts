@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeCommand } from './analyze';
-import type { ConfigIssue } from '../server/config/issue';
+import type { ConfigIssue } from '../lib/config/issue';
 
 const serviceEntry = `apiVersion: networking.istio.io/v1
 kind: ServiceEntry

@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { ConfigStore, type StoreChange } from '../server/config/config-store';
-import { formatIssue, type ConfigIssue } from '../server/config/issue';
+import { formatIssue, type ConfigIssue } from '../lib/config/issue';
 import { readConfigFile } from '../server/config/parse-file';
 import { listConfigFiles } from '../server/sources/config-dir';
 import { fetchAdminJson } from './admin-client';

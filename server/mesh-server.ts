@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../lib/log';
 import { createAdminServer, type AdminAddress, type AdminServer } from './admin/admin-server';
 import { ServerMetrics } from './admin/server-metrics';
-import { formatIssue, type ConfigIssue } from './config/issue';
+import { formatIssue, type ConfigIssue } from '../lib/config/issue';
 import type { MeshModel } from './model/mesh-model';
 import type { Service } from './registry/service';
 import { ConfigDirectory } from './sources/config-dir';

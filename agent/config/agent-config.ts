@@ -5,8 +5,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { formatIssue, formatPath, type ConfigIssue } from '../../server/config/issue';
-import { schemaIssues } from '../../server/config/schema-issues';
+import { formatIssue, formatPath, type ConfigIssue } from '../../lib/config/issue';
+import { schemaIssues } from '../../lib/config/schema-issues';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/mesh/agent.yaml';
 /** Where flag values are said to come from in errors. */

@@ -2,7 +2,7 @@
 // state each test changes to see health, readiness, metrics and debug views follow.
 import test, { type ExecutionContext } from 'ava';
 import { silentLogger } from '../../lib/log';
-import type { ConfigIssue } from '../config/issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import type { ConfigResource } from '../config/resource';
 import type { MeshModel } from '../model/mesh-model';
 import type { Service } from '../registry/service';

@@ -4,7 +4,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../lib/log';
-import { formatIssue, type ConfigIssue } from '../config/issue';
+import { formatIssue, type ConfigIssue } from '../../lib/config/issue';
 import type { ConfigResource } from '../config/resource';
 import type { MeshModel } from '../model/mesh-model';
 import type { Service } from '../registry/service';

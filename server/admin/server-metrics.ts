@@ -2,7 +2,7 @@
 // source readiness and process figures, all on a registry of their own (served on :15014/metrics).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MeshModel } from '../model/mesh-model';
-import type { IssueSeverity } from '../config/issue';
+import type { IssueSeverity } from '../../lib/config/issue';
 import type { SourceStatus } from '../sources/source';
 import type { XdsObserver } from '../xds/observer';
 import type { XdsShortType } from '../xds/sync-status';

@@ -3,7 +3,7 @@
 import test from 'ava';
 import type { Service } from '../registry/service';
 import { analyzeResources, hostMatches, HostIndex } from './analyze';
-import type { ConfigIssue } from './issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import type { ConfigResource } from './resource';
 
 interface Where {

@@ -1,6 +1,6 @@
 // Checks across resources, in the spirit of `istioctl analyze`: duplicates, subsets and gateways
 // that nothing defines, hosts bound twice, conflicting ServiceEntries and DestinationRules.
-import type { ConfigIssue } from './issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import { resourceKey, type ConfigResource } from './resource';
 import type { DestinationRuleSpec } from '../kinds/destination-rule/schema';
 import type { ServiceEntrySpec } from '../kinds/service-entry/schema';

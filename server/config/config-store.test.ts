@@ -2,7 +2,7 @@
 // cross-file problems, retry of held-back files, ordering and the change counter. Real kinds.
 import test from 'ava';
 import { ConfigStore } from './config-store';
-import type { ConfigIssue } from './issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import { parseConfigText } from './parse-file';
 import type { ConfigResource } from './resource';
 import type { Service } from '../registry/service';

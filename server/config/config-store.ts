@@ -1,7 +1,7 @@
 // Holds, per config file, the last version that was valid, and decides which version of each file
 // serves: a file with any error (its own or cross-resource) is refused whole, the rest apply.
 import { analyzeResources } from './analyze';
-import type { ConfigIssue } from './issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import { hasErrors, parseConfigText, type ParsedFile, type ParseOptions } from './parse-file';
 import { resourceKey, type ConfigResource } from './resource';
 import { servicesFromConfig } from '../registry/file-services';

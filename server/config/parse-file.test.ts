@@ -5,7 +5,7 @@ import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { formatIssue, type ConfigIssue } from './issue';
+import { formatIssue, type ConfigIssue } from '../../lib/config/issue';
 import type { KindDefinition } from './kind';
 import { hasErrors, parseConfigText, readConfigFile } from './parse-file';
 

@@ -3,10 +3,10 @@
 import { open } from 'node:fs/promises';
 import { isScalar, parseAllDocuments, type YAMLError } from 'yaml';
 import type { z } from 'zod';
-import { describeType, schemaIssues } from './schema-issues';
+import { describeType, schemaIssues } from '../../lib/config/schema-issues';
 import { KINDS } from '../kinds';
 import { severityOf } from '../kinds/common';
-import { formatPath, type ConfigIssue } from './issue';
+import { formatPath, type ConfigIssue } from '../../lib/config/issue';
 import type { KindDefinition } from './kind';
 import { DEFAULT_NAMESPACE, type ConfigResource, type ResourceMetadata } from './resource';
 

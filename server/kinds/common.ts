@@ -1,7 +1,7 @@
 // Pieces shared by the Istio kind schemas and checks: durations, ports, StringMatch, label maps,
 // workload selectors, percentages, host/IP/regex validation and the path helpers checks report with.
 import { z } from 'zod';
-import { formatPath, type IssueSeverity } from '../config/issue';
+import { formatPath, type IssueSeverity } from '../../lib/config/issue';
 import type { ReportIssue } from '../config/kind';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // Runs one kind's strict schema and then its semantic checks over a document's `spec`, turning
 // both into issues with paths relative to spec (`http[0].route[1].weight`) and a severity.
-import { formatPath, type IssueSeverity } from '../config/issue';
-import { schemaIssues } from '../config/schema-issues';
+import { formatPath, type IssueSeverity } from '../../lib/config/issue';
+import { schemaIssues } from '../../lib/config/schema-issues';
 import type { KindDefinition } from '../config/kind';
 import { severityOf } from './common';
 

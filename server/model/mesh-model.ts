@@ -1,7 +1,7 @@
 // One immutable snapshot of everything the control plane knows: the valid Istio resources and
 // the merged service registry. Sources produce new snapshots; translation reads one at a time.
 import type { ConfigResource } from '../config/resource';
-import type { ConfigIssue } from '../config/issue';
+import type { ConfigIssue } from '../../lib/config/issue';
 import type { Service } from '../registry/service';
 
 export interface MeshModel {

@@ -5,7 +5,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { silentLogger, type Logger } from '../../lib/log';
 import { ConfigStore, type FileStatus, type StoreChange } from '../config/config-store';
-import { formatIssue, type ConfigIssue } from '../config/issue';
+import { formatIssue, type ConfigIssue } from '../../lib/config/issue';
 import { readConfigFile, type ParsedFile, type ParseOptions } from '../config/parse-file';
 import type { ConfigResource } from '../config/resource';
 import type { Service } from '../registry/service';
