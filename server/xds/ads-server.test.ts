@@ -417,10 +417,12 @@ test('a request with a stale nonce gets no response; its names take effect once 
   await eventually('stale nonce rejection', () => h.observer.of('rejected').some((e) => /stale nonce/.test(e.reason)));
   t.like(h.ads.syncStatus()[0]!.types.EDS, { sent: second.version_info, state: 'STALE' });
 
-  // The current ACK carries the same names: the server now sends both assignments.
+  // The current ACK carries the same names: the server now sends b, which the client lacks, under
+  // the version of both.
   stream.ack(second, ['a', 'b']);
   const both = await stream.next();
-  t.deepEqual(names(both), ['a', 'b']);
+  t.deepEqual(names(both), ['b']);
+  t.like(h.ads.syncStatus()[0]!.types.EDS, { sent: both.version_info, resources: 2 });
 });
 
 test('an unknown type URL is rejected and the stream keeps working', async (t) => {
@@ -511,16 +513,115 @@ test('a model change is pushed in make-before-break order: CDS, EDS, LDS, RDS', 
   t.deepEqual(order, [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]);
 });
 
-test('adding an EDS name sends the grown set, and a name that appears later is pushed when it exists', async (t) => {
+test('an added EDS name is sent although nothing changed, and a name that appears later is pushed when it exists', async (t) => {
   const h = await start(t);
   h.ads.setModel(model(basicWorld));
   const stream = h.raw('node-1');
   stream.send(TypeUrl.ClusterLoadAssignment, { names: ['outbound|80||a'] });
   const first = await stream.next();
   stream.ack(first, ['outbound|80||a', 'outbound|80||c', 'outbound|80||later']);
-  t.deepEqual(names(await stream.next()), ['outbound|80||a', 'outbound|80||c']);
+  const grown = await stream.next();
+  t.deepEqual(names(grown), ['outbound|80||c'], 'only the name the client lacks');
+  t.not(grown.version_info, first.version_info);
+  stream.ack(grown, ['outbound|80||a', 'outbound|80||c', 'outbound|80||later']);
   h.ads.setModel(model({ ...basicWorld, endpoints: { ...basicWorld.endpoints, 'outbound|80||later': ['10.9.9.9'] } }));
-  t.deepEqual(names(await stream.next()), ['outbound|80||a', 'outbound|80||c', 'outbound|80||later']);
+  t.deepEqual(names(await stream.next()), ['outbound|80||later']);
+  t.like(h.ads.syncStatus()[0]!.types.EDS, { resources: 3 });
+});
+
+test('after an endpoint change a client subscribed to 100 EDS names gets only the changed assignment, under a new version', async (t) => {
+  const h = await start(t);
+  const endpoints = (changed: string): Record<string, string[]> =>
+    Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`svc-${i}`, [i === 42 ? changed : `10.0.0.${i}`]]));
+  h.ads.setModel(model({ endpoints: endpoints('10.0.0.42') }));
+  const subscribed = Array.from({ length: 100 }, (_, i) => `svc-${i}`);
+  const stream = h.raw('node-1');
+  stream.send(TypeUrl.ClusterLoadAssignment, { names: subscribed });
+  const first = await stream.next();
+  t.is(first.resources?.length, 100, 'the first response carries everything');
+  stream.ack(first, subscribed);
+
+  h.ads.setModel(model({ endpoints: endpoints('10.9.9.9') }));
+  const push = await stream.next();
+  t.deepEqual(names(push), ['svc-42']);
+  t.regex(JSON.stringify(unpackAny(push.resources![0]!)), /10\.9\.9\.9/);
+  t.not(push.version_info, first.version_info);
+  stream.ack(push, subscribed);
+  await eventually('ACK of the push', () => h.ads.syncStatus()[0]!.types.EDS!.state === 'SYNCED');
+  t.like(h.ads.syncStatus()[0]!.types.EDS, { sent: push.version_info, acked: push.version_info, resources: 100 });
+  t.is(h.observer.of('pushed').at(-1)?.resources, 1);
+
+  // The version names the full set: a new stream that gets all 100 at once gets the same version.
+  const fresh = h.raw('node-2');
+  fresh.send(TypeUrl.ClusterLoadAssignment, { names: subscribed });
+  const full = await fresh.next();
+  t.is(full.resources?.length, 100);
+  t.is(full.version_info, push.version_info);
+});
+
+test('a changed RouteConfiguration is sent alone; LDS and CDS still carry every resource', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model(basicWorld));
+  const stream = h.raw('node-1');
+  stream.send(TypeUrl.Listener);
+  stream.ack(await stream.next());
+  stream.send(TypeUrl.RouteConfiguration, { node: null, names: ['80', '443'] });
+  const rds = await stream.next();
+  t.deepEqual(names(rds), ['443', '80']);
+  stream.ack(rds, ['80', '443']);
+
+  h.ads.setModel(model({ ...basicWorld, listeners: { '*': [80, 443, 8080] }, routes: { '80': 'outbound|80||b', '443': 'outbound|80||b' } }));
+  const lds = await stream.next();
+  t.deepEqual(names(lds), ['listener_443', 'listener_80', 'listener_8080']);
+  const route = await stream.next();
+  t.is(route.type_url, TypeUrl.RouteConfiguration);
+  t.deepEqual(names(route), ['80']);
+  t.not(route.version_info, rds.version_info);
+});
+
+test('after a NACK the next RDS/EDS response carries the full set again', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model({ endpoints: { a: ['10.0.0.1'], b: ['10.0.0.2'] } }));
+  const stream = h.raw('node-1');
+  stream.send(TypeUrl.ClusterLoadAssignment, { names: ['a', 'b'] });
+  const first = await stream.next();
+  stream.ack(first, ['a', 'b']);
+  h.ads.setModel(model({ endpoints: { a: ['10.0.0.9'], b: ['10.0.0.2'] } }));
+  const refused = await stream.next();
+  t.deepEqual(names(refused), ['a']);
+  stream.send(TypeUrl.ClusterLoadAssignment, { node: null, names: ['a', 'b'], version: first.version_info, nonce: refused.nonce, error: 'a: bad address' });
+  await eventually('NACK', () => h.observer.of('nacked').length === 1);
+
+  h.ads.setModel(model({ endpoints: { a: ['10.0.0.8'], b: ['10.0.0.2'] } }));
+  t.deepEqual(names(await stream.next()), ['a', 'b'], 'the client may hold anything after refusing');
+});
+
+test('AdsClient merges partial RDS and EDS responses from the server into the full set', async (t) => {
+  const h = await start(t);
+  const world = (address: string, cluster: string): Partial<World> => ({
+    endpoints: { a: [address], b: ['10.0.0.2'], c: ['10.0.0.3'] },
+    routes: { '80': cluster, '443': 'outbound|80||b' },
+  });
+  h.ads.setModel(model(world('10.0.0.1', 'outbound|80||a')));
+  const client = h.client('agent-1');
+  client.subscribe(TypeUrl.ClusterLoadAssignment, ['a', 'b', 'c']);
+  client.subscribe(TypeUrl.RouteConfiguration, ['80', '443']);
+  await eventually('initial data', () => client.resources(TypeUrl.ClusterLoadAssignment).size === 3 && client.resources(TypeUrl.RouteConfiguration).size === 2);
+  const updates: AdsUpdate[] = [];
+  client.on('update', (update) => updates.push(update));
+
+  h.ads.setModel(model(world('10.9.9.9', 'outbound|80||c')));
+  await eventually('both pushes', () => updates.length === 2);
+  t.deepEqual(updates.map((u) => [u.typeUrl, u.count]), [[TypeUrl.ClusterLoadAssignment, 1], [TypeUrl.RouteConfiguration, 1]]);
+  const eds = client.resources(TypeUrl.ClusterLoadAssignment);
+  t.deepEqual([...eds.keys()].sort(), ['a', 'b', 'c']);
+  t.regex(JSON.stringify(eds.get('a')), /10\.9\.9\.9/);
+  t.regex(JSON.stringify(eds.get('c')), /10\.0\.0\.3/);
+  const rds = client.resources(TypeUrl.RouteConfiguration);
+  t.deepEqual([...rds.keys()].sort(), ['443', '80']);
+  t.regex(JSON.stringify(rds.get('80')), /outbound\|80\|\|c/);
+  await eventually('ACKs', () => h.ads.syncStatus()[0]!.types.EDS!.state === 'SYNCED' && h.ads.syncStatus()[0]!.types.RDS!.state === 'SYNCED');
+  t.is(h.ads.syncStatus()[0]!.types.EDS!.acked, client.version(TypeUrl.ClusterLoadAssignment));
 });
 
 test('requests that arrive before the first model are answered when it is set', async (t) => {

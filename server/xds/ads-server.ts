@@ -1,5 +1,6 @@
 // The xDS v3 Aggregated Discovery Service, state-of-the-world variant: one bidirectional stream per
-// client, per-type subscriptions, versions, nonces and ACK/NACK, and debounced pushes of only what changed.
+// client, per-type subscriptions, versions, nonces and ACK/NACK, and debounced pushes of only what changed
+// (for RDS and EDS down to the single resources that changed).
 import * as crypto from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
@@ -22,7 +23,10 @@ export interface AdsServerOptions {
   debounceMs?: number;
   /** Longest a burst may delay a push, so a constant stream of changes still goes out; default 1 s. */
   maxDebounceMs?: number;
-  /** Streams handled per event-loop turn during a push, so ACKs and other work are not starved; default 64. */
+  /**
+   * Streams handled per event-loop turn during a push, so the first clients get their update early
+   * and ACKs and other work are not starved; default 8.
+   */
   pushBatchSize?: number;
 }
 
@@ -56,6 +60,17 @@ const PUSH_ORDER: readonly ResourceTypeUrl[] = [
   TypeUrl.RouteConfiguration,
 ];
 
+/**
+ * Types whose SotW responses may carry only some of the subscribed resources: "the management server
+ * only needs to send the resources that the client has subscribed to and that changed" (Envoy's xDS
+ * protocol). Clients keep the ones left out (grpc-js-xds: `allResourcesRequiredInSotW()` is false for
+ * these; AdsClient merges them). Listener and Cluster responses must always carry the full set.
+ */
+const PARTIAL_TYPES: ReadonlySet<ResourceTypeUrl> = new Set([TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment]);
+
+/** Entries of the shared encodings of changed-resource lists before the cache starts over. */
+const MAX_DELTA_FIELDS = 4096;
+
 const KNOWN_TYPE_URLS: ReadonlySet<string> = new Set(RESOURCE_TYPE_URLS);
 
 /** Printable ASCII without spaces: what hostnames, Istio-style and grpc-js-xds node ids look like. */
@@ -73,8 +88,15 @@ interface TypeState {
   /** The subscription changed since the resources were last computed for this client. */
   subscriptionChanged: boolean;
   sentVersion?: string;
+  /**
+   * RDS/EDS only: the set the client holds as far as the server knows, so that the next response
+   * carries only what differs from it. Undefined (send everything) before the first response and
+   * after a NACK, when the client may hold something else.
+   */
+  held?: ResourceSnapshot;
   nonce?: string;
   sentAt: number;
+  /** Resources the client holds after the last response (a partial response carries fewer). */
   resources: number;
   ackedVersion?: string;
   ackedNonce?: string;
@@ -96,6 +118,8 @@ interface AdsStream {
 /** What one client gets of one type: the resources in name order and their combined version. */
 interface ResourceSnapshot {
   readonly version: string;
+  /** Sorted; `names[i]` is the name `resources[i]` was generated under. */
+  readonly names: readonly string[];
   readonly resources: readonly EncodedResource[];
   /** The encoded `resources` field, built on first use and shared by every stream sending this snapshot. */
   field?: Buffer;
@@ -105,7 +129,7 @@ function versionOf(text: string): string {
   return crypto.hash('sha256', text, 'base64url').slice(0, 16);
 }
 
-const EMPTY_SNAPSHOT: ResourceSnapshot = { version: versionOf(''), resources: [], field: Buffer.alloc(0) };
+const EMPTY_SNAPSHOT: ResourceSnapshot = { version: versionOf(''), names: [], resources: [], field: Buffer.alloc(0) };
 
 function buildSnapshot(resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
   if (resources.size === 0) return EMPTY_SNAPSHOT;
@@ -118,7 +142,24 @@ function buildSnapshot(resources: ReadonlyMap<string, EncodedResource>): Resourc
     list[i] = resource;
     text += `${names[i]}\u0000${resource.hash}\n`;
   }
-  return { version: versionOf(text), resources: list };
+  return { version: versionOf(text), names, resources: list };
+}
+
+/**
+ * The resources of `next` that `held` lacks or has with another hash, in name order: one merge
+ * walk over the two sorted name lists. Names only in `held` need nothing: the client either
+ * unsubscribed (and dropped them) or they no longer exist (which SotW RDS/EDS cannot express).
+ */
+function changedResources(held: ResourceSnapshot, next: ResourceSnapshot): EncodedResource[] {
+  const changed: EncodedResource[] = [];
+  let h = 0;
+  for (let n = 0; n < next.names.length; n++) {
+    const name = next.names[n]!;
+    while (h < held.names.length && held.names[h]! < name) h++;
+    if (h < held.names.length && held.names[h] === name && held.resources[h]!.hash === next.resources[n]!.hash) continue;
+    changed.push(next.resources[n]!);
+  }
+  return changed;
 }
 
 function sameSubscription(a: Subscription, b: Subscription): boolean {
@@ -184,6 +225,12 @@ export class AdsServer {
   private readonly streams = new Map<string, AdsStream>();
   /** Per generator result: the snapshot computed from it under one model, so shared results are hashed once. */
   private readonly snapshots = new WeakMap<ReadonlyMap<string, EncodedResource>, { model: MeshModel; snapshot: ResourceSnapshot }>();
+  /**
+   * Encoded `resources` fields of partial responses under `deltaModel`, by type and the names and
+   * hashes they carry: after one endpoint change most streams send the same one resource.
+   */
+  private deltaFields = new Map<string, Buffer>();
+  private deltaModel?: MeshModel;
   private model?: MeshModel;
   private pendingModel?: MeshModel;
   private burstStartedAt?: number;
@@ -202,7 +249,7 @@ export class AdsServer {
     this.observer = options.observer ?? NOOP_XDS_OBSERVER;
     this.debounceMs = options.debounceMs ?? 100;
     this.maxDebounceMs = Math.max(this.debounceMs, options.maxDebounceMs ?? 1000);
-    this.pushBatchSize = Math.max(1, options.pushBatchSize ?? 64);
+    this.pushBatchSize = Math.max(1, options.pushBatchSize ?? 8);
   }
 
   /** Serves StreamAggregatedResources on the given server (Delta ADS answers UNIMPLEMENTED). */
@@ -433,6 +480,11 @@ export class AdsServer {
       }
     }
 
+    // A NACK, even of an older response, means the client may hold something other than what was
+    // sent (it keeps its previous resources, or in grpc-js-xds some of the refused ones): the next
+    // RDS/EDS response carries the full set again.
+    if (request.errorDetail) state.held = undefined;
+
     // A nonce other than the latest answers an older response: the client has not seen the newest
     // one yet and will send a current request after it does. The names it carried are kept above,
     // but no response is sent (Envoy's xDS protocol, "resource updates").
@@ -484,7 +536,7 @@ export class AdsServer {
     }
     const snapshot = this.snapshotOf(model, resources);
     if (!force && snapshot.version === state.sentVersion) return false;
-    this.send(stream, state, snapshot, since);
+    this.send(stream, state, snapshot, since, model);
     return true;
   }
 
@@ -496,17 +548,33 @@ export class AdsServer {
     return snapshot;
   }
 
-  private send(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot, since: number | undefined): void {
+  /**
+   * Sends the snapshot: in full, or for RDS/EDS only the resources that differ from what the client
+   * holds (new names included). The version is always that of the full set, so versions still
+   * compare across clients and with what syncStatus reports.
+   */
+  private send(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot, since: number | undefined, model: MeshModel): void {
     const nonce = `${this.instance}.${(++this.nonceCounter).toString(36)}`;
-    snapshot.field ??= encodeResourcesField(snapshot.resources);
-    const bytes = encodeDiscoveryResponse(snapshot.version, snapshot.field, state.typeUrl, nonce);
+    const partial = PARTIAL_TYPES.has(state.typeUrl);
+    const changed = partial && state.held ? changedResources(state.held, snapshot) : undefined;
+    let field: Buffer;
+    let count: number;
+    if (changed === undefined || changed.length === snapshot.resources.length) {
+      snapshot.field ??= encodeResourcesField(snapshot.resources);
+      field = snapshot.field;
+      count = snapshot.resources.length;
+    } else {
+      field = this.deltaField(state.typeUrl, changed, model);
+      count = changed.length;
+    }
+    const bytes = encodeDiscoveryResponse(snapshot.version, field, state.typeUrl, nonce);
     state.sentVersion = snapshot.version;
+    state.held = partial ? snapshot : undefined;
     state.nonce = nonce;
     state.resources = snapshot.resources.length;
     state.sentAt = performance.now();
     this.counters.pushes++;
     const nodeId = stream.node!.id;
-    const count = snapshot.resources.length;
     stream.call.write(bytes, (error?: Error | null) => {
       if (error) return;
       const now = performance.now();
@@ -514,6 +582,22 @@ export class AdsServer {
       this.observer.pushed(nodeId, state.short, count, since === undefined ? 0 : (now - since) / 1000);
     });
     stream.log.debug({ type: state.short, version: snapshot.version, nonce, resources: count }, 'response sent');
+  }
+
+  /** The encoded `resources` field of a list of changed resources, shared by every stream sending the same list. */
+  private deltaField(typeUrl: ResourceTypeUrl, changed: readonly EncodedResource[], model: MeshModel): Buffer {
+    if (this.deltaModel !== model || this.deltaFields.size >= MAX_DELTA_FIELDS) {
+      this.deltaModel = model;
+      this.deltaFields = new Map();
+    }
+    let key: string = typeUrl;
+    for (const resource of changed) key += `\n${resource.name}\u0000${resource.hash}`;
+    let field = this.deltaFields.get(key);
+    if (!field) {
+      field = encodeResourcesField(changed);
+      this.deltaFields.set(key, field);
+    }
+    return field;
   }
 
   private typeStatus(state: TypeState): TypeSyncStatus {

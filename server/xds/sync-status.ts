@@ -10,7 +10,7 @@ export interface TypeSyncStatus {
   acked?: string;
   /** Nonce of the last response sent. */
   nonce?: string;
-  /** Number of resources in the last response. */
+  /** Resources the client holds after the last response (RDS/EDS responses may carry only the changed ones). */
   resources: number;
   /** Last NACK: the version refused and the client's error message. */
   lastNack?: { version: string; message: string; at: string };
