@@ -1,9 +1,8 @@
 // The ResourceGenerator the ADS server calls: per model it builds an index once, per scope (the
-// Sidecar-derived view many nodes share) it builds and encodes clusters, routes and listeners
-// once, and per node it only selects; node-specific resources (inbound side, locality-aware
-// load assignments) are cached by what they depend on.
+// Sidecar-derived view many nodes share) it selects clusters, routes and listeners, and per node
+// it only selects. Encoded resources outlive the model: they are cached by content fingerprints
+// of what they are built from, so a change re-encodes only the resources it reaches.
 import { createHash } from 'node:crypto';
-import { resourceKey } from '../config/resource';
 import { TypeUrl, type ResourceTypeUrl } from '../../lib/xds/protos';
 import type { MeshModel } from '../model/mesh-model';
 import type { Service } from '../registry/service';
@@ -18,8 +17,10 @@ import {
   type ClientFlavor,
 } from './clusters';
 import { buildLoadAssignment, dependsOnClient, type LoadAssignmentSpec } from './endpoints';
+import { serviceFingerprints, registryShape, resourceFingerprint } from './fingerprints';
+import { GenerationCache } from './generation-cache';
 import { encodeResource } from './hash';
-import { buildOutboundPortListener, buildVirtualInboundListener, buildVirtualOutboundListener, inboundPorts, outboundPorts } from './listeners';
+import { buildOutboundPortListener, buildVirtualInboundListener, buildVirtualOutboundListener, inboundPorts, outboundPorts, portKind } from './listeners';
 import { ModelIndex } from './model-index';
 import { declaresProxylessGrpc, nodeIdentity, NodeMetadataKey, sourceMatchKey, type NodeIdentity } from './node-identity';
 import { buildApiListener, resolveTarget } from './proxyless';
@@ -40,7 +41,8 @@ class ClientContextState {
   private readonly rules = new Map<Service, DestinationRuleResource | undefined>();
   readonly clusterSets = new Map<ClientFlavor, ClusterSet>();
   private edsSpecs?: Map<string, LoadAssignmentSpec>;
-  private bindings?: string;
+  private readonly portKeys = new Map<string, string>();
+  private rulesFingerprint?: string;
 
   constructor(
     readonly model: ModelState,
@@ -52,21 +54,41 @@ class ClientContextState {
   ) {}
 
   /**
-   * A fingerprint of everything listeners and route configurations are built from: the visible
-   * services and ports, the VirtualService and DestinationRule bound to each, the outbound policy
-   * and (when they matter) the client's labels. Contexts of different namespaces or Sidecars that
-   * end up with the same bindings share those resources.
+   * A fingerprint of everything the listener (`listener`) or the route configurations of one
+   * port are built from: the model-wide inputs, the outbound policy, (when they matter) the
+   * client's labels, the content of every DestinationRule in scope (routes hash by the rule of
+   * their destination), and per service on the port its content, ports and VirtualService.
+   * Contexts of different namespaces or Sidecars that end up with equal inputs share resources,
+   * across models too.
    */
-  bindingKey(): string {
-    if (this.bindings !== undefined) return this.bindings;
+  portKey(port: number, kind: 'listener' | 'routes'): string {
+    const key = `${kind}|${port}`;
+    let known = this.portKeys.get(key);
+    if (known !== undefined) return known;
     const hash = createHash('sha1');
-    hash.update(`${this.scope.outboundPolicy}\u0000${this.labelKey}`);
+    hash.update(`${this.model.inputsKey}\u0000${this.scope.outboundPolicy}\u0000${this.labelKey}\u0000${this.rulesKey()}`);
     for (const { service, ports } of this.scope.services) {
-      const vs = this.model.index.virtualServiceFor(service, this.scope.namespaces);
-      hash.update(`\u0000${service.hostname}|${ports.map((p) => p.number).join(',')}|${vs ? resourceKey(vs) : ''}|${this.ruleKey(service)}`);
+      const servicePort = ports.find((p) => p.number === port);
+      if (!servicePort) continue;
+      const fingerprints = serviceFingerprints(service);
+      // Only TCP/TLS and sniffed chains read endpoint IPs and VirtualServices; an HTTP port's
+      // listener hands everything to RDS.
+      const chains = kind === 'listener' && portKind(servicePort) !== 'http';
+      const content = chains ? fingerprints.chains : fingerprints.shape;
+      const vs = kind === 'routes' || chains ? resourceFingerprint(this.model.index.virtualServiceFor(service, this.scope.namespaces)) : '';
+      hash.update(`\u0000${service.hostname}|${ports.map((p) => p.number).join(',')}|${content}|${vs}`);
     }
-    this.bindings = hash.digest('base64url');
-    return this.bindings;
+    known = hash.digest('base64url');
+    this.portKeys.set(key, known);
+    return known;
+  }
+
+  private rulesKey(): string {
+    if (this.rulesFingerprint !== undefined) return this.rulesFingerprint;
+    const hash = createHash('sha1');
+    for (const { service } of this.scope.services) hash.update(`${service.hostname}|${this.ruleKey(service)}\u0000`);
+    this.rulesFingerprint = hash.digest('base64url');
+    return this.rulesFingerprint;
   }
 
   ruleFor(service: Service): DestinationRuleResource | undefined {
@@ -120,37 +142,76 @@ class ClientContextState {
     return specs;
   }
 
+  /** The content fingerprint of the rule this context applies to `service`; '' for none. */
   ruleKey(service: Service): string {
-    const rule = this.ruleFor(service);
-    return rule ? resourceKey(rule) : '';
+    return resourceFingerprint(this.ruleFor(service));
   }
 }
 
-/** Per-model caches. Keys name everything a resource depends on besides the model itself. */
+/**
+ * Encoded resources by content key, shared by every model the translator sees. Each key names
+ * everything its resource is built from, so an entry is valid whatever model asks for it.
+ */
+class EncodedCaches {
+  readonly servicePortClusters = new GenerationCache<EncodedResource[]>();
+  readonly loadAssignments = new GenerationCache<EncodedResource>();
+  readonly inboundClusters = new GenerationCache<EncodedResource>();
+  readonly inboundListeners = new GenerationCache<EncodedResource>();
+  readonly outboundCatchAll = new GenerationCache<EncodedResource>();
+  readonly apiListeners = new GenerationCache<EncodedResource>();
+  /** Listeners and route configurations by port key and name; null records "nothing to serve". */
+  readonly boundResources = new GenerationCache<EncodedResource | null>();
+  readonly staticClusters: readonly EncodedResource[] = [buildPassthroughCluster(), buildBlackHoleCluster(), buildInboundPassthroughCluster()].map((c) =>
+    encodeResource(TypeUrl.Cluster, c.name as string, c),
+  );
+
+  /** Freshly built resources whose bytes equal an earlier one's, by type, name and hash. */
+  private readonly interned = new GenerationCache<EncodedResource>();
+
+  /**
+   * Encodes, then hands back the earlier object when the bytes did not change: a key that also
+   * covers inputs the resource does not read (an endpoint outside a subset) still yields the
+   * same object, and the ADS server sees nothing to push.
+   */
+  encode(typeUrl: ResourceTypeUrl, name: string, message: object): EncodedResource {
+    const fresh = encodeResource(typeUrl, name, message);
+    return this.interned.get(`${typeUrl}|${name}|${fresh.hash}`, () => fresh);
+  }
+
+  advance(): void {
+    for (const cache of [this.interned, this.servicePortClusters, this.loadAssignments, this.inboundClusters, this.inboundListeners, this.outboundCatchAll, this.apiListeners, this.boundResources]) {
+      cache.advance();
+    }
+  }
+}
+
+/** Per-model lookups: the index, node identities and client contexts; encoded resources are shared. */
 class ModelState {
   readonly index: ModelIndex;
+  /** The model-wide inputs of routes and listeners: naming, and every service's shape. */
+  readonly inputsKey: string;
   private readonly identities = new Map<string, NodeIdentity>();
   private readonly contexts = new Map<string, ClientContextState>();
   private readonly contextOf = new Map<NodeIdentity, ClientContextState>();
   private readonly scopes = new Map<string, SidecarScope>();
-  private readonly servicePortClusterCache = new Map<string, EncodedResource[]>();
-  private readonly loadAssignments = new Map<string, EncodedResource>();
-  private readonly inboundClusters = new Map<string, EncodedResource>();
-  private readonly inboundListeners = new Map<string, EncodedResource>();
-  private readonly outboundCatchAll = new Map<string, EncodedResource>();
-  private readonly apiListeners = new Map<string, EncodedResource>();
-  /** Listeners and route configurations by binding key and name; null records "nothing to serve". */
-  readonly boundResources = new Map<string, EncodedResource | null>();
-  readonly staticClusters: readonly EncodedResource[];
   /** Config depends on the client's labels only when some route or rule selects by them. */
   private readonly labelSensitive: boolean;
 
-  constructor(readonly model: MeshModel) {
+  constructor(
+    readonly model: MeshModel,
+    readonly encoded: EncodedCaches,
+  ) {
     this.index = new ModelIndex(model);
     this.labelSensitive = this.index.usesSourceMatch || this.index.destinationRules.some((r) => r.spec.workloadSelector !== undefined);
-    this.staticClusters = [buildPassthroughCluster(), buildBlackHoleCluster(), buildInboundPassthroughCluster()].map((c) =>
-      encodeResource(TypeUrl.Cluster, c.name as string, c),
-    );
+    this.inputsKey = `${model.trustDomain}|${model.rootNamespace}|${registryShape(this.index.services)}`;
+  }
+
+  get staticClusters(): readonly EncodedResource[] {
+    return this.encoded.staticClusters;
+  }
+
+  bound(key: string, build: () => EncodedResource | undefined): EncodedResource | null {
+    return this.encoded.boundResources.get(key, () => build() ?? null);
   }
 
   identity(node: XdsNode): NodeIdentity {
@@ -180,66 +241,51 @@ class ModelState {
 
   /** The clusters of one service port under one rule, encoded once and shared by every scope. */
   servicePortClusters(service: Service, port: Service['ports'][number], rule: DestinationRuleResource | undefined, flavor: ClientFlavor): EncodedResource[] {
-    const key = `${flavor}|${service.hostname}|${port.number}|${rule ? resourceKey(rule) : ''}`;
-    let encoded = this.servicePortClusterCache.get(key);
-    if (!encoded) {
-      encoded = buildServicePortClusters({ service, port, rule, flavor, trustDomain: this.model.trustDomain }).map((b) =>
-        encodeResource(TypeUrl.Cluster, b.name, b.cluster),
-      );
-      this.servicePortClusterCache.set(key, encoded);
-    }
-    return encoded;
+    const key = `${flavor}|${service.hostname}|${port.number}|${serviceFingerprints(service).cluster}|${resourceFingerprint(rule)}|${this.model.trustDomain}`;
+    return this.encoded.servicePortClusters.get(key, () =>
+      buildServicePortClusters({ service, port, rule, flavor, trustDomain: this.model.trustDomain }).map((b) => this.encoded.encode(TypeUrl.Cluster, b.name, b.cluster)),
+    );
   }
 
+  /** `ruleKey` is the content fingerprint of the DestinationRule the spec was derived under. */
   loadAssignment(spec: LoadAssignmentSpec, ruleKey: string, identity: NodeIdentity): EncodedResource {
     const clientDependent = dependsOnClient(spec) && identity.locality !== undefined;
     const locality = identity.locality;
     const labels = identity.views[0]?.labels ?? {};
-    const key = clientDependent
-      ? `${spec.clusterName}|${ruleKey}|${locality!.region}/${locality!.zone}/${locality!.subzone}|${JSON.stringify(labels)}`
-      : `${spec.clusterName}|${ruleKey}`;
-    let encoded = this.loadAssignments.get(key);
-    if (!encoded) {
+    const inputs = `${spec.clusterName}|${serviceFingerprints(spec.service).full}|${ruleKey}`;
+    const key = clientDependent ? `${inputs}|${locality!.region}/${locality!.zone}/${locality!.subzone}|${JSON.stringify(labels)}` : inputs;
+    return this.encoded.loadAssignments.get(key, () => {
       const cla = buildLoadAssignment(spec, clientDependent ? { locality: locality!, labels } : undefined);
-      this.loadAssignments.set(key, (encoded = encodeResource(TypeUrl.ClusterLoadAssignment, spec.clusterName, cla)));
-    }
-    return encoded;
+      return this.encoded.encode(TypeUrl.ClusterLoadAssignment, spec.clusterName, cla);
+    });
   }
 
   inboundCluster(port: number, protocol: Service['ports'][number]['protocol']): EncodedResource {
-    const key = `${port}|${protocol}`;
-    let encoded = this.inboundClusters.get(key);
-    if (!encoded) {
+    return this.encoded.inboundClusters.get(`${port}|${protocol}`, () => {
       const cluster = buildInboundCluster(port, protocol);
-      this.inboundClusters.set(key, (encoded = encodeResource(TypeUrl.Cluster, cluster.name as string, cluster)));
-    }
-    return encoded;
+      return this.encoded.encode(TypeUrl.Cluster, cluster.name as string, cluster);
+    });
   }
 
   virtualInbound(identity: NodeIdentity): EncodedResource {
+    // The listener is a function of the node's workload ports alone, so nodes whose workloads
+    // did not change keep their encoded listener across models.
     const ports = inboundPorts(identity.workloads);
-    const key = JSON.stringify(ports);
-    let encoded = this.inboundListeners.get(key);
-    if (!encoded) {
+    return this.encoded.inboundListeners.get(JSON.stringify(ports), () => {
       const listener = buildVirtualInboundListener(ports);
-      this.inboundListeners.set(key, (encoded = encodeResource(TypeUrl.Listener, listener.name as string, listener)));
-    }
-    return encoded;
+      return this.encoded.encode(TypeUrl.Listener, listener.name as string, listener);
+    });
   }
 
   virtualOutbound(policy: SidecarScope['outboundPolicy']): EncodedResource {
-    let encoded = this.outboundCatchAll.get(policy);
-    if (!encoded) {
+    return this.encoded.outboundCatchAll.get(policy, () => {
       const listener = buildVirtualOutboundListener(policy);
-      this.outboundCatchAll.set(policy, (encoded = encodeResource(TypeUrl.Listener, listener.name as string, listener)));
-    }
-    return encoded;
+      return this.encoded.encode(TypeUrl.Listener, listener.name as string, listener);
+    });
   }
 
   apiListener(name: string): EncodedResource {
-    let encoded = this.apiListeners.get(name);
-    if (!encoded) this.apiListeners.set(name, (encoded = encodeResource(TypeUrl.Listener, name, buildApiListener(name))));
-    return encoded;
+    return this.encoded.apiListeners.get(name, () => this.encoded.encode(TypeUrl.Listener, name, buildApiListener(name)));
   }
 }
 
@@ -260,10 +306,19 @@ function collect(resources: Iterable<EncodedResource>, subscription: Subscriptio
  */
 export class MeshTranslator implements ResourceGenerator {
   private readonly states = new WeakMap<MeshModel, ModelState>();
+  private readonly encoded = new EncodedCaches();
+  private latestVersion = -Infinity;
 
   private state(model: MeshModel): ModelState {
     let state = this.states.get(model);
-    if (!state) this.states.set(model, (state = new ModelState(model)));
+    if (!state) {
+      // A newer model starts a cache generation; a late request for an older one only reads.
+      if (model.version > this.latestVersion) {
+        this.latestVersion = model.version;
+        this.encoded.advance();
+      }
+      this.states.set(model, (state = new ModelState(model, this.encoded)));
+    }
     return state;
   }
 
@@ -295,13 +350,10 @@ export class MeshTranslator implements ResourceGenerator {
     }
     const resources: EncodedResource[] = [state.virtualOutbound(context.scope.outboundPolicy)];
     for (const port of outboundPorts(context.scope)) {
-      const key = `${context.bindingKey()}|listener|${port}`;
-      let encoded = state.boundResources.get(key);
-      if (encoded === undefined) {
+      const encoded = state.bound(`${context.portKey(port, 'listener')}|listener|${port}`, () => {
         const listener = buildOutboundPortListener(state.index, context.scope, port, context.routeContext(port, 'agent'));
-        encoded = listener ? encodeResource(TypeUrl.Listener, listener.name as string, listener) : null;
-        state.boundResources.set(key, encoded);
-      }
+        return listener ? state.encoded.encode(TypeUrl.Listener, listener.name as string, listener) : undefined;
+      });
       if (encoded) resources.push(encoded);
     }
     resources.push(state.virtualInbound(identity));
@@ -312,12 +364,10 @@ export class MeshTranslator implements ResourceGenerator {
     const names = subscription.wildcard ? [] : [...subscription.names];
     const out = new Map<string, EncodedResource>();
     for (const name of names) {
-      const key = `${context.bindingKey()}|routes|${name}`;
-      let encoded = context.model.boundResources.get(key);
-      if (encoded === undefined) {
-        encoded = this.buildRouteConfiguration(context, name) ?? null;
-        context.model.boundResources.set(key, encoded);
-      }
+      // A port's configuration, or a gRPC target's, which routes one service port.
+      const port = isPortRouteConfigName(name) ? Number(name) : resolveTarget(context.scope, name)?.port.number;
+      if (port === undefined) continue;
+      const encoded = context.model.bound(`${context.portKey(port, 'routes')}|routes|${name}`, () => this.buildRouteConfiguration(context, name));
       if (encoded) out.set(name, encoded);
     }
     return out;
@@ -329,12 +379,12 @@ export class MeshTranslator implements ResourceGenerator {
       const port = Number(name);
       if (servicesOnPort(context.scope, port).length === 0) return undefined;
       const config = buildPortRouteConfiguration(index, context.scope, port, context.routeContext(port, 'agent'));
-      return encodeResource(TypeUrl.RouteConfiguration, name, config);
+      return context.model.encoded.encode(TypeUrl.RouteConfiguration, name, config);
     }
     const target = resolveTarget(context.scope, name);
     if (!target) return undefined;
     const config = buildTargetRouteConfiguration(index, context.scope, name, target.service, target.port, context.routeContext(target.port.number, 'grpc'));
-    return encodeResource(TypeUrl.RouteConfiguration, name, config);
+    return context.model.encoded.encode(TypeUrl.RouteConfiguration, name, config);
   }
 
   private clusters(state: ModelState, context: ClientContextState, identity: NodeIdentity, node: XdsNode, subscription: Subscription): Map<string, EncodedResource> {
