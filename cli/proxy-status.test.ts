@@ -8,8 +8,11 @@ import { ServerMetrics } from '../server/admin/server-metrics';
 import type { ClientSyncStatus } from '../server/xds/sync-status';
 import { formatAge, proxyStatusCommand, renderProxyStatus, type CommandIo } from './proxy-status';
 
+/** A fixed clock: ages in the table must not depend on how long the test took. */
+const NOW = Date.now();
+
 function minutesAgo(minutes: number): string {
-  return new Date(Date.now() - minutes * 60_000).toISOString();
+  return new Date(NOW - minutes * 60_000).toISOString();
 }
 
 const statuses: ClientSyncStatus[] = [
@@ -82,7 +85,7 @@ async function closedPort(): Promise<number> {
 test('the table names every node with its per-type state, acked version, peer and age', async (t) => {
   const base = await startAdmin(t, statuses);
   const io = captureIo();
-  const code = await proxyStatusCommand({ server: base, output: 'table' }, io);
+  const code = await proxyStatusCommand({ server: base, output: 'table', now: () => NOW }, io);
   t.is(code, 0, io.err);
   t.is(io.err, '');
 

@@ -13,6 +13,8 @@ export interface ProxyStatusOptions {
   node?: string;
   /** How long to wait for the admin API before giving up. */
   timeoutMs?: number;
+  /** The clock CONNECTED ages are measured against; tests fix it. */
+  now?: () => number;
 }
 
 export interface CommandIo {
@@ -120,6 +122,6 @@ export async function proxyStatusCommand(options: ProxyStatusOptions, io: Comman
     io.stderr(`meshctl proxy-status: no xDS client with node id ${JSON.stringify(options.node)} is connected to ${base}\n`);
     return 1;
   }
-  io.stdout(options.output === 'json' ? `${JSON.stringify(statuses, null, 2)}\n` : renderProxyStatus(statuses, Date.now()));
+  io.stdout(options.output === 'json' ? `${JSON.stringify(statuses, null, 2)}\n` : renderProxyStatus(statuses, (options.now ?? Date.now)()));
   return 0;
 }
