@@ -121,6 +121,17 @@ export function packAny(typeUrl: string, message: object): PackedAny {
 }
 
 /**
+ * packAny without the verification pass, for callers that verify elsewhere (the translator does
+ * in its tests): fromObject takes enum names or numbers and the bytes are the same as packAny's
+ * for any object packAny accepts. An object that does not fit is NOT rejected here.
+ */
+export function packAnyUnverified(typeUrl: string, message: object): PackedAny {
+  const type = typeFor(typeUrl);
+  const value = type.encode(type.fromObject(message)).finish();
+  return { type_url: typeUrl, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+}
+
+/**
  * protobufjs encodes a nested `{'@type': url}` whose type is not loaded as an EMPTY Any, which a
  * client would reject or misread; refuse it here, naming the path, instead.
  */

@@ -2,7 +2,9 @@
 // the encoded bytes exactly.
 import test from 'ava';
 import { TypeUrl, unpackAny } from '../../lib/xds/protos';
-import { encodeResource } from './hash';
+import { encodeResource, verifyEncodedResources } from './hash';
+
+verifyEncodedResources(true);
 
 test('enum names are encoded (packAny verifies numbers only) and decode back to the same names', (t) => {
   const r = encodeResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'STRICT_DNS', lb_policy: 'RING_HASH', dns_lookup_family: 'V4_ONLY', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ health_status: 'UNHEALTHY' }] }] } });
@@ -21,6 +23,6 @@ test('the hash follows the bytes: equal content equal hash, any change a differe
   t.is(a.name, 'c');
 });
 
-test('an object that does not fit the message is rejected', (t) => {
+test('verified, an object that does not fit the message is rejected', (t) => {
   t.throws(() => encodeResource(TypeUrl.Cluster, 'c', { name: 'c', lb_policy: 'FASTEST' }), { message: /lb_policy/ });
 });

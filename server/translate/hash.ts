@@ -1,8 +1,10 @@
 // Encodes a resource into an Any exactly once and fingerprints the bytes, so that equal content
 // hashes equal and the ADS server can skip pushes of unchanged resources without decoding.
+// Verification against Envoy's protos is for tests (and MESH_XDS_VERIFY=1): it costs more than
+// the encoding itself and the translator's output does not depend on input it could catch.
 import { createHash } from 'node:crypto';
 import * as protobuf from 'protobufjs';
-import { TYPE_URL_PREFIX, packAny, resourceTypes, type ResourceTypeUrl } from '../../lib/xds/protos';
+import { TYPE_URL_PREFIX, packAny, packAnyUnverified, resourceTypes, type ResourceTypeUrl } from '../../lib/xds/protos';
 import type { EncodedResource } from '../xds/generator';
 
 /** SHA-1 of the encoded message, base64url: collisions are not a concern for change detection. */
@@ -40,9 +42,25 @@ export function numericEnums(type: protobuf.Type, message: unknown): unknown {
   return out;
 }
 
-/** packAny (which verifies the object against Envoy's protos) plus the content hash. */
+let verifying = process.env.MESH_XDS_VERIFY === '1';
+
+/** Turns strict encoding on (tests) or off: every resource verified first, a misfit thrown. */
+export function verifyEncodedResources(on: boolean): void {
+  verifying = on;
+}
+
+/**
+ * The resource as an Any plus its content hash. Verified, it goes through packAny (which needs
+ * numeric enums); unverified, straight through fromObject, which reads enum names itself. Both
+ * give the same bytes for every object the verified path accepts (see encoding.test.ts).
+ */
 export function encodeResource(typeUrl: ResourceTypeUrl, name: string, message: object): EncodedResource {
-  const type = resourceTypes().lookupType(typeUrl.slice(TYPE_URL_PREFIX.length));
-  const any = packAny(typeUrl, numericEnums(type, message) as object);
+  let any;
+  if (verifying) {
+    const type = resourceTypes().lookupType(typeUrl.slice(TYPE_URL_PREFIX.length));
+    any = packAny(typeUrl, numericEnums(type, message) as object);
+  } else {
+    any = packAnyUnverified(typeUrl, message);
+  }
   return { name, any, hash: contentHash(any.value) };
 }

@@ -5,6 +5,10 @@ import type { ConfigResource } from '../config/resource';
 import type { MeshModel } from '../model/mesh-model';
 import type { Endpoint, Service, ServicePort } from '../registry/service';
 import type { EncodedResource, ResourceGenerator, Subscription, XdsNode } from '../xds/generator';
+import { verifyEncodedResources } from './hash';
+
+// Every resource a translator test emits is verified against Envoy's protos on the way out.
+verifyEncodedResources(true);
 
 export function endpoint(address: string, fields: Partial<Endpoint> = {}): Endpoint {
   return {
