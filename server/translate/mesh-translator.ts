@@ -20,7 +20,7 @@ import { buildLoadAssignment, dependsOnClient, type LoadAssignmentSpec } from '.
 import { serviceFingerprints, registryShape, resourceFingerprint } from './fingerprints';
 import { GenerationCache } from './generation-cache';
 import { encodeResource } from './hash';
-import { buildOutboundPortListener, buildVirtualInboundListener, buildVirtualOutboundListener, inboundPorts, outboundPorts, portKind } from './listeners';
+import { buildOutboundPortListener, buildVirtualInboundListener, buildVirtualOutboundListener, inboundPorts, outboundPorts, portKind, type InboundPort } from './listeners';
 import { ModelIndex } from './model-index';
 import { declaresProxylessGrpc, nodeIdentity, NodeMetadataKey, sourceMatchKey, type NodeIdentity } from './node-identity';
 import { buildApiListener, resolveTarget } from './proxyless';
@@ -42,6 +42,8 @@ class ClientContextState {
   readonly clusterSets = new Map<ClientFlavor, ClusterSet>();
   private edsSpecs?: Map<string, LoadAssignmentSpec>;
   private readonly portKeys = new Map<string, string>();
+  /** Load assignments that do not depend on the client, by cluster name: most nodes ask for all. */
+  private readonly sharedLoadAssignments = new Map<string, EncodedResource>();
   private rulesFingerprint?: string;
 
   constructor(
@@ -142,6 +144,17 @@ class ClientContextState {
     return specs;
   }
 
+  /** The load assignment of an EDS cluster of the scope, for one client; undefined for other names. */
+  loadAssignment(name: string, identity: NodeIdentity): EncodedResource | undefined {
+    const shared = this.sharedLoadAssignments.get(name);
+    if (shared) return shared;
+    const spec = this.loadAssignmentSpecs().get(name);
+    if (!spec) return undefined;
+    const encoded = this.model.loadAssignment(spec, this.ruleKey(spec.service), identity);
+    if (!dependsOnClient(spec)) this.sharedLoadAssignments.set(name, encoded);
+    return encoded;
+  }
+
   /** The content fingerprint of the rule this context applies to `service`; '' for none. */
   ruleKey(service: Service): string {
     return resourceFingerprint(this.ruleFor(service));
@@ -194,6 +207,7 @@ class ModelState {
   private readonly contexts = new Map<string, ClientContextState>();
   private readonly contextOf = new Map<NodeIdentity, ClientContextState>();
   private readonly scopes = new Map<string, SidecarScope>();
+  private readonly inbound = new WeakMap<NodeIdentity, { ports: InboundPort[]; key: string }>();
   /** Config depends on the client's labels only when some route or rule selects by them. */
   private readonly labelSensitive: boolean;
 
@@ -270,11 +284,21 @@ class ModelState {
   virtualInbound(identity: NodeIdentity): EncodedResource {
     // The listener is a function of the node's workload ports alone, so nodes whose workloads
     // did not change keep their encoded listener across models.
-    const ports = inboundPorts(identity.workloads);
-    return this.encoded.inboundListeners.get(JSON.stringify(ports), () => {
+    const { ports, key } = this.inboundPorts(identity);
+    return this.encoded.inboundListeners.get(key, () => {
       const listener = buildVirtualInboundListener(ports);
       return this.encoded.encode(TypeUrl.Listener, listener.name as string, listener);
     });
+  }
+
+  /** The node's workload ports, and as a key what the inbound side is built from. */
+  inboundPorts(identity: NodeIdentity): { ports: InboundPort[]; key: string } {
+    let known = this.inbound.get(identity);
+    if (!known) {
+      const ports = inboundPorts(identity.workloads);
+      this.inbound.set(identity, (known = { ports, key: JSON.stringify(ports) }));
+    }
+    return known;
   }
 
   virtualOutbound(policy: SidecarScope['outboundPolicy']): EncodedResource {
@@ -334,7 +358,7 @@ export class MeshTranslator implements ResourceGenerator {
       case TypeUrl.Cluster:
         return this.clusters(state, context, identity, node, subscription);
       case TypeUrl.ClusterLoadAssignment:
-        return this.loadAssignments(state, context, identity, subscription);
+        return this.loadAssignments(context, identity, subscription);
       default:
         return new Map();
     }
@@ -399,17 +423,16 @@ export class MeshTranslator implements ResourceGenerator {
     }
     if (declaresProxylessGrpc(node)) return collect(context.clusters('grpc').list, subscription);
     const resources: EncodedResource[] = [...context.clusters('agent').list, ...state.staticClusters];
-    for (const port of inboundPorts(identity.workloads)) resources.push(state.inboundCluster(port.targetPort, port.protocol));
+    for (const port of state.inboundPorts(identity).ports) resources.push(state.inboundCluster(port.targetPort, port.protocol));
     return collect(resources, subscription);
   }
 
-  private loadAssignments(state: ModelState, context: ClientContextState, identity: NodeIdentity, subscription: Subscription): Map<string, EncodedResource> {
-    const specs = context.loadAssignmentSpecs();
-    const names = subscription.wildcard ? [...specs.keys()] : [...subscription.names];
+  private loadAssignments(context: ClientContextState, identity: NodeIdentity, subscription: Subscription): Map<string, EncodedResource> {
+    const names = subscription.wildcard ? context.loadAssignmentSpecs().keys() : subscription.names;
     const out = new Map<string, EncodedResource>();
     for (const name of names) {
-      const spec = specs.get(name);
-      if (spec) out.set(name, state.loadAssignment(spec, context.ruleKey(spec.service), identity));
+      const encoded = context.loadAssignment(name, identity);
+      if (encoded) out.set(name, encoded);
     }
     return out;
   }
