@@ -1,0 +1,162 @@
+// The mesh-agent as one object: its dependencies as one bundle (config, xDS, tunnel pool and server,
+// outbound and inbound listeners, redirection), started in order and drained in reverse.
+import type { Logger } from '../lib/log';
+import { TypeUrl } from '../lib/xds/protos';
+import { lbConfigFromCluster, type DecodedCluster } from './balancing/create-load-balancer';
+import type { AgentConfig } from './config/agent-config';
+import { Inbound, InboundTable } from './proxy/inbound';
+import { Outbound } from './proxy/outbound';
+import { OutboundTable, TUNNEL_PORT } from './proxy/outbound-table';
+import { createCommandRunner } from './redirect/command-runner';
+import type { RedirectBackend } from './redirect/redirect-backend';
+import { createRedirectPlan, describeRedirectPlan } from './redirect/redirect-plan';
+import { selectBackend } from './redirect/select-backend';
+import { TunnelPool } from './tunnel/tunnel-pool';
+import { TunnelServer } from './tunnel/tunnel-server';
+import { AgentXds, type AgentXdsConfig, type ResourceMap } from './xds/agent-xds';
+
+export interface MeshAgentOptions {
+  config: AgentConfig;
+  logger: Logger;
+  /** Install the redirection rules once the first config is in, remove them on a clean stop. */
+  redirect: boolean;
+  /** The uid whose connections are never captured; default this process's. */
+  agentUid?: number;
+  tunnelPort?: number;
+}
+
+/** NACKs clusters whose load-balancing policy the agent cannot build, naming the cluster and field. */
+export function validateResources(typeUrl: string, resources: ResourceMap): string | undefined {
+  if (typeUrl !== TypeUrl.Cluster) return undefined;
+  for (const cluster of resources.values()) {
+    if ((cluster as { type?: string }).type !== 'EDS') continue;
+    try {
+      lbConfigFromCluster(cluster as DecodedCluster);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+export class MeshAgent {
+  private readonly options: MeshAgentOptions;
+  private readonly log: Logger;
+  private readonly xds: AgentXds;
+  private readonly pool: TunnelPool;
+  private readonly tunnel: TunnelServer;
+  private readonly outbound: Outbound;
+  private readonly inbound: Inbound;
+  private readonly configuredPorts: number[];
+  private outboundTable: OutboundTable | undefined;
+  private inboundTable: InboundTable;
+  private backend: RedirectBackend | undefined;
+  /** Set by the first config: readiness (and the redirection) is reached once. */
+  private becomingReady = false;
+  private readyResolve!: () => void;
+  private readyReject!: (error: Error) => void;
+  /** Resolves once the first config is in force and, when asked for, the redirection is installed. */
+  readonly ready: Promise<void>;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: MeshAgentOptions) {
+    this.options = options;
+    const config = options.config;
+    this.log = options.logger.child({ agent: config.node });
+    this.configuredPorts = config.workloads.flatMap((w) => Object.values(w.ports));
+    this.inboundTable = new InboundTable(undefined, this.configuredPorts);
+    this.ready = new Promise((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    this.ready.catch(() => undefined);
+    this.xds = new AgentXds({
+      server: config.server,
+      node: { id: config.node, cluster: 'mesh-agent', metadata: { NAMESPACE: config.namespace } },
+      stateDir: config.stateDir,
+      validate: validateResources,
+      logger: this.log,
+    });
+    this.pool = new TunnelPool({ pingIntervalMs: 30_000, pingTimeoutMs: 10_000 });
+    this.inbound = new Inbound({ table: () => this.inboundTable, logger: this.log });
+    this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound });
+    this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log });
+  }
+
+  /** Binds every listener, then subscribes; redirection follows the first config (see `ready`). */
+  async start(): Promise<void> {
+    const config = this.options.config;
+    const tunnelPort = this.options.tunnelPort ?? TUNNEL_PORT;
+    await this.tunnel.listen(tunnelPort, '0.0.0.0');
+    await this.outbound.listen(config.redirect.outboundPort, config.redirect.ipv6);
+    await this.inbound.listen(config.redirect.inboundPort, config.redirect.ipv6);
+    this.xds.on('config', (view) => this.apply(view));
+    this.xds.on('nack', (nack) => this.log.warn({ type: nack.typeUrl, version: nack.version, message: nack.message }, 'xDS update rejected'));
+    await this.xds.start();
+  }
+
+  stats(): { outbound: ReturnType<Outbound['stats']>; inbound: Inbound['counters']; tunnelPool: ReturnType<TunnelPool['stats']> } {
+    return { outbound: this.outbound.stats(), inbound: { ...this.inbound.counters }, tunnelPool: this.pool.stats() };
+  }
+
+  /**
+   * Removes the redirection first (new connections then bypass the agent instead of hitting a
+   * closed port), stops accepting, lets connections finish for `graceMs`, then closes the rest.
+   */
+  stop(graceMs = 5000): Promise<void> {
+    this.stopping ??= (async () => {
+      this.readyReject(new Error('mesh-agent stopped before it was ready'));
+      if (this.backend) {
+        try {
+          await this.backend.remove();
+          this.log.info({ backend: this.backend.name }, 'redirection removed');
+        } catch (error) {
+          this.log.error({ err: error }, 'cannot remove the redirection rules');
+        }
+      }
+      await Promise.all([this.outbound.drain(graceMs), this.inbound.drain(graceMs), this.tunnel.close(graceMs)]);
+      await this.pool.close(graceMs);
+      await this.xds.close();
+    })();
+    return this.stopping;
+  }
+
+  private apply(view: AgentXdsConfig): void {
+    const config = this.options.config;
+    this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort });
+    this.inboundTable = new InboundTable(view, this.configuredPorts);
+    this.log.info({ source: view.source, versions: view.versions, listeners: view.listeners.size, clusters: view.clusters.size }, 'config applied');
+    if (!this.becomingReady) {
+      this.becomingReady = true;
+      void this.becomeReady();
+    }
+  }
+
+  private async becomeReady(): Promise<void> {
+    const config = this.options.config;
+    try {
+      if (this.options.redirect && config.redirect.enabled) {
+        const plan = createRedirectPlan({
+          agentUid: this.options.agentUid ?? process.getuid?.() ?? 0,
+          outboundPort: config.redirect.outboundPort,
+          inboundPort: config.redirect.inboundPort,
+          excludeOutboundPorts: config.redirect.excludeOutboundPorts,
+          excludeOutboundCidrs: config.redirect.excludeOutboundCidrs,
+          inboundPorts: config.redirect.inboundPorts,
+          excludeInboundPorts: config.redirect.excludeInboundPorts,
+          ipv6: config.redirect.ipv6,
+        });
+        const selected = await selectBackend(createCommandRunner({ timeoutMs: 30_000 }), config.redirect.backend);
+        if (this.stopping) return;
+        await selected.backend.install(plan);
+        this.backend = selected.backend;
+        this.log.info({ backend: selected.backend.name, reason: selected.reason, plan: describeRedirectPlan(plan) }, 'redirection installed');
+      }
+      this.log.info({ tunnel: this.options.tunnelPort ?? TUNNEL_PORT, outbound: config.redirect.outboundPort, inbound: config.redirect.inboundPort }, 'mesh-agent ready');
+      this.readyResolve();
+    } catch (error) {
+      this.log.error({ err: error }, 'cannot install the redirection rules');
+      this.readyReject(error as Error);
+    }
+  }
+}
