@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
 import type { PickContext } from '../balancing/load-balancer';
-import { originalDestination } from '../redirect/original-destination';
+import { originalDestination, type OriginalDestination } from '../redirect/original-destination';
 import type { TunnelPool } from '../tunnel/tunnel-pool';
 import type { OutboundDecision, OutboundTable } from './outbound-table';
 import { relay } from './relay';
@@ -93,7 +93,7 @@ export class Outbound {
       socket.destroy();
       return;
     }
-    let destination;
+    let destination: OriginalDestination;
     try {
       destination = originalDestination(socket);
     } catch (error) {

@@ -55,15 +55,14 @@ export function relay(client: net.Socket, upstream: Duplex): Promise<RelayResult
     client.on('error', fail);
     upstream.on('error', fail);
     client.once('close', (hadError) => {
-      if (hadError) fail();
-      // Both halves closed cleanly on the client: the upstream has nothing left to deliver.
-      else if (!upstream.destroyed && upstream.writableEnded && upstream.readableEnded) upstream.destroy();
+      // A client gone before both of its halves finished (error, reset, drain) takes the upstream with it.
+      if (hadError || !client.readableEnded || !client.writableFinished) fail();
       onClose();
     });
     upstream.once('close', () => {
       const stream = upstream as Duplex & MaybeReset;
-      if (stream.aborted || stream.rstCode) fail();
-      else if (!client.destroyed && !client.writableEnded) client.end();
+      // Closed without a clean end (reset stream, destroyed socket): the client must not see a FIN.
+      if (stream.aborted || stream.rstCode || !upstream.readableEnded) fail();
       onClose();
     });
   });

@@ -17,6 +17,7 @@ const NODE_TS = [process.execPath, '--import', 'tsx'];
 const AGENT_UID = 1337;
 const ECHO_PORT = 7000;
 const OUTSIDE_PORT = 7100;
+const STRAY_PORT = 7200;
 /** tsx compiles the programs on start; on a busy 2-core machine that takes a while. */
 const START_DEADLINE_MS = 60_000;
 
@@ -76,7 +77,7 @@ class LogTail {
         if (found) finish(undefined, found);
       };
       const onExit = (code: number | null): void => finish(new Error(`exited (${String(code)}) before ${what}; stderr: ${this.stderr}`));
-      const timer = setTimeout(() => finish(new Error(`${what}: not seen within ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(() => finish(new Error(`${what}: not seen within ${timeoutMs} ms; last lines: ${JSON.stringify(this.lines.slice(-4))}; stderr: ${this.stderr}`)), timeoutMs);
       const finish = (error: Error | undefined, line?: LogLine): void => {
         clearTimeout(timer);
         this.waiters.delete(check);
@@ -114,6 +115,30 @@ spec:
   address: ${bIp}
   labels: { app: echo }
   ports: { tcp-echo: ${ECHO_PORT} }
+---
+# Claims to run on node "c" at b's address: b's agent does not serve it, so its tunnel refuses it.
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: stray
+spec:
+  hosts: [stray.mesh]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+    - { number: ${STRAY_PORT}, name: tcp-stray, protocol: TCP }
+  workloadSelector:
+    labels: { app: stray }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: stray-c
+  annotations: { mesh.io/node: c }
+spec:
+  address: ${bIp}
+  labels: { app: stray }
+  ports: { tcp-stray: ${STRAY_PORT} }
 `;
 }
 
@@ -200,6 +225,12 @@ netnsTest('TCP through the mesh: a-agent tunnels to b-agent, half-close holds, o
   t.like(plain, { client: cp.ip, destination: `${b.ip}:${ECHO_PORT}` });
   t.is(echo.lines.filter((line) => line.event === 'connection').length, 2);
   t.true(echo.lines.filter((line) => line.event === 'connection').every((line) => line.remote === b.ip));
+
+  // The tunnel's refusal closes the client's connection, and a-agent logs it with its decision.
+  await t.throwsAsync(talk(network, 'a', b.ip, STRAY_PORT), { message: /client on a .* failed/ });
+  const refused = await agentA.waitFor('refused tunnel on a', (line) => line.msg === 'outbound upstream failed; client closed', 5_000);
+  t.like(refused.decision, { action: 'tunnel', destination: `${b.ip}:${STRAY_PORT}`, node: 'c' });
+  t.regex(String(refused.err), /403: no local workload serves/);
 
   // A clean stop removes the redirection it installed and exits 0.
   const before = await network.exec('b', ['iptables-save', '-t', 'nat']);
