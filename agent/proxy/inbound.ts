@@ -8,6 +8,7 @@ import type { Destination } from '../tunnel/hbone-authority';
 import type { InboundDecision, SourceMetadata } from '../tunnel/tunnel-server';
 import type { AgentXdsConfig } from '../xds/agent-xds';
 import { relay } from './relay';
+import { drainSockets } from './drain';
 
 const VIRTUAL_INBOUND = 'virtualInbound';
 
@@ -126,19 +127,7 @@ export class Inbound {
     this.draining = true;
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (this.clients.size === 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const socket of this.clients) socket.resetAndDestroy();
-        resolve();
-      }, graceMs);
-      const check = (): void => {
-        if (this.clients.size > 0) return;
-        clearTimeout(timer);
-        resolve();
-      };
-      for (const socket of this.clients) socket.once('close', () => setImmediate(check));
-    });
+    await drainSockets(this.clients, graceMs);
   }
 
   private accept(socket: net.Socket): void {

@@ -8,6 +8,7 @@ import { originalDestination, type OriginalDestination } from '../redirect/origi
 import type { TunnelPool } from '../tunnel/tunnel-pool';
 import type { OutboundDecision, OutboundTable } from './outbound-table';
 import { relay } from './relay';
+import { drainSockets } from './drain';
 
 export interface OutboundStats {
   accepted: number;
@@ -58,19 +59,7 @@ export class Outbound {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-    if (this.clients.size === 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const socket of this.clients) socket.resetAndDestroy();
-        resolve();
-      }, graceMs);
-      const check = (): void => {
-        if (this.clients.size > 0) return;
-        clearTimeout(timer);
-        resolve();
-      };
-      for (const socket of this.clients) socket.once('close', () => setImmediate(check));
-    });
+    await drainSockets(this.clients, graceMs);
   }
 
   private bind(port: number, host: string, ipv6Only: boolean): Promise<number> {
