@@ -20,7 +20,7 @@ function tempDir(t: { teardown(fn: () => Promise<void>): void }): string {
 }
 
 async function issue(keys: Awaited<ReturnType<typeof loadCaKeys>>): Promise<X509Certificate> {
-  const leaf = await signCsr(keys, TD, await makeCsr({ sans: uriSan(ID) }), { requester: { node: 'n' }, allowedIdentities: () => new Set([ID]) });
+  const leaf = signCsr(keys, TD, await makeCsr({ sans: uriSan(ID) }), { requester: { node: 'n' }, allowedIdentities: () => new Set([ID]) });
   return new X509Certificate(leaf.certificatePem);
 }
 
@@ -82,6 +82,18 @@ test('a plugged-in root signs leaves directly', async (t) => {
   const keys = await loadCaKeys({ trustDomain: TD, stateDir: dir, pluggedIn: ca });
   t.true((await issue(keys)).verify(new X509Certificate(ca.rootCertPem).publicKey));
 });
+
+for (const keyType of ['rsa', 'p384'] as const) {
+  test(`an organisation CA with a ${keyType} key signs leaves that verify through its chain`, async (t) => {
+    const dir = tempDir(t);
+    const ca = await writeTestCa(dir, { intermediate: true, keyType });
+    const keys = await loadCaKeys({ trustDomain: TD, stateDir: dir, pluggedIn: ca });
+    const leaf = await issue(keys);
+    const intermediate = new X509Certificate(keys.chainPem[0]!);
+    t.true(leaf.verify(intermediate.publicKey));
+    t.true(intermediate.verify(new X509Certificate(ca.rootCertPem).publicKey));
+  });
+}
 
 test('an intermediate without its chain, a key of another CA and a chain to a foreign root are refused', async (t) => {
   const dir = tempDir(t);

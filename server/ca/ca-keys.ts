@@ -5,7 +5,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CaError } from './ca-error';
 import { ensurePrivateDir, exists, writeAtomic } from './state-files';
-import { ECDSA_P256, subtle, x509, type CryptoKey, type CryptoKeyPair, type KeyImportAlgorithm, type SignatureAlgorithm } from './x509';
+import { oid, TAG, tlv } from './der';
+import { ECDSA_P256, subtle, x509, type CryptoKeyPair } from './x509';
 
 export const GENERATED_ROOT_CERT_FILE = 'root-cert.pem';
 export const GENERATED_ROOT_KEY_FILE = 'root-key.pem';
@@ -42,8 +43,7 @@ export interface TrustBundle {
 
 export interface CaKeys {
   readonly signingCertificate: x509.X509Certificate;
-  readonly signingKey: CryptoKey;
-  readonly signingAlgorithm: SignatureAlgorithm;
+  readonly signingKey: SigningKey;
   /** Certificates a leaf's holder presents after its leaf: signing certificate and intermediates, without the root. */
   readonly chainPem: readonly string[];
   /** The root the signing certificate chains up to. */
@@ -77,34 +77,37 @@ function parseCertificates(pem: string, source: string): x509.X509Certificate[] 
   });
 }
 
-/** WebCrypto import parameters and signature algorithm for the CA's key type. */
-function algorithmsFor(key: KeyObject, source: string): { importAs: KeyImportAlgorithm; sign: SignatureAlgorithm } {
+/** How leaves are signed with the CA's key type: digest and the DER AlgorithmIdentifier naming it. */
+export interface SigningKey {
+  readonly key: KeyObject;
+  readonly digest: 'sha256' | 'sha384';
+  readonly algorithmIdentifier: Buffer;
+}
+
+function signingKeyFor(key: KeyObject, source: string): SigningKey {
   const details = key.asymmetricKeyDetails;
   if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'prime256v1') {
-    return { importAs: ECDSA_P256, sign: { name: 'ECDSA', hash: 'SHA-256' } };
+    return { key, digest: 'sha256', algorithmIdentifier: tlv(TAG.sequence, oid('1.2.840.10045.4.3.2')) };
   }
   if (key.asymmetricKeyType === 'ec' && details?.namedCurve === 'secp384r1') {
-    return { importAs: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' } };
+    return { key, digest: 'sha384', algorithmIdentifier: tlv(TAG.sequence, oid('1.2.840.10045.4.3.3')) };
   }
   if (key.asymmetricKeyType === 'rsa' && (details?.modulusLength ?? 0) >= 2048) {
-    const rsa = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-    return { importAs: rsa, sign: rsa };
+    // sha256WithRSAEncryption requires explicit NULL parameters (RFC 4055).
+    return { key, digest: 'sha256', algorithmIdentifier: tlv(TAG.sequence, oid('1.2.840.113549.1.1.11'), tlv(TAG.null)) };
   }
   throw invalid(`${source}: the CA key must be ECDSA P-256/P-384 or RSA >= 2048 bits, got ${key.asymmetricKeyType} ${details?.namedCurve ?? details?.modulusLength ?? ''}`.trim());
 }
 
-async function importSigningKey(keyPem: string, source: string): Promise<{ key: CryptoKey; spki: Buffer; sign: SignatureAlgorithm }> {
+function readSigningKey(keyPem: string, source: string): { signing: SigningKey; spki: Buffer } {
   let keyObject: KeyObject;
   try {
     keyObject = createPrivateKey(keyPem);
   } catch (error) {
     throw invalid(`${source}: not a readable PEM private key (${(error as Error).message})`);
   }
-  const { importAs, sign } = algorithmsFor(keyObject, source);
-  const pkcs8 = keyObject.export({ format: 'der', type: 'pkcs8' });
-  const key = await subtle.importKey('pkcs8', pkcs8, importAs, false, ['sign']);
-  const spki = createPublicKey(keyObject).export({ format: 'der', type: 'spki' });
-  return { key, spki, sign };
+  const signing = signingKeyFor(keyObject, source);
+  return { signing, spki: createPublicKey(keyObject).export({ format: 'der', type: 'spki' }) };
 }
 
 function isCa(cert: x509.X509Certificate): boolean {
@@ -141,7 +144,7 @@ async function verifyChain(signing: x509.X509Certificate, chain: x509.X509Certif
   return root;
 }
 
-async function certificateMatchesKey(cert: x509.X509Certificate, spki: Buffer): Promise<boolean> {
+function certificateMatchesKey(cert: x509.X509Certificate, spki: Buffer): boolean {
   return Buffer.from(cert.publicKey.rawData).equals(spki);
 }
 
@@ -235,8 +238,8 @@ export async function loadCaKeys(options: CaKeysOptions): Promise<CaKeys> {
   if (certificates.length !== 1) throw invalid(`${source} must hold exactly one certificate, the signing one; put the rest in the chain file`);
   const signingCertificate = certificates[0]!;
   const chain = chainPemText ? parseCertificates(chainPemText, options.pluggedIn!.chainFile!) : [];
-  const { key, spki, sign } = await importSigningKey(keyPem, options.pluggedIn?.keyFile ?? path.join(options.stateDir, GENERATED_ROOT_KEY_FILE));
-  if (!(await certificateMatchesKey(signingCertificate, spki))) {
+  const { signing, spki } = readSigningKey(keyPem, options.pluggedIn?.keyFile ?? path.join(options.stateDir, GENERATED_ROOT_KEY_FILE));
+  if (!certificateMatchesKey(signingCertificate, spki)) {
     throw invalid(`${source}: the private key does not belong to this certificate`);
   }
   const root = await verifyChain(signingCertificate, chain, now, source);
@@ -244,8 +247,7 @@ export async function loadCaKeys(options: CaKeysOptions): Promise<CaKeys> {
   const presented = [signingCertificate, ...chain].filter((c) => c !== root);
   return {
     signingCertificate,
-    signingKey: key,
-    signingAlgorithm: sign,
+    signingKey: signing,
     chainPem: presented.map((c) => c.toString('pem')),
     root,
     trustBundle,

@@ -103,7 +103,7 @@ async function caCertificate(subject: string, keys: CryptoKeyPair, issuer: { nam
     notAfter,
     publicKey: keys.publicKey,
     signingKey: issuer.keys.privateKey,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    signingAlgorithm: (issuer.keys.privateKey.algorithm as { name: string }).name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' },
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
@@ -113,10 +113,10 @@ async function caCertificate(subject: string, keys: CryptoKeyPair, issuer: { nam
 }
 
 /** An organisation's CA as PEM files in `dir`: a root and, with `intermediate`, an intermediate that signs. */
-export async function writeTestCa(dir: string, options: { intermediate: boolean; name?: string; notAfter?: Date }): Promise<TestCaFiles> {
+export async function writeTestCa(dir: string, options: { intermediate: boolean; name?: string; notAfter?: Date; keyType?: TestKeyType }): Promise<TestCaFiles> {
   const name = options.name ?? 'test';
   const notAfter = options.notAfter ?? new Date(Date.now() + 365 * 24 * 3600_000);
-  const rootKeys = await generateKeys();
+  const rootKeys = await generateKeys(options.keyType);
   const rootName = `CN=${name} root,O=example`;
   const root = await caCertificate(rootName, rootKeys, { name: rootName, keys: rootKeys }, notAfter);
   await fs.mkdir(dir, { recursive: true });
@@ -126,7 +126,7 @@ export async function writeTestCa(dir: string, options: { intermediate: boolean;
     await fs.writeFile(path.join(dir, 'ca-key.pem'), pkcs8Pem(await subtle.exportKey('pkcs8', rootKeys.privateKey)), { mode: 0o600 });
     return { rootCertPem, certFile: path.join(dir, 'ca-cert.pem'), keyFile: path.join(dir, 'ca-key.pem') };
   }
-  const interKeys = await generateKeys();
+  const interKeys = await generateKeys(options.keyType);
   const inter = await caCertificate(`CN=${name} intermediate,O=example`, interKeys, { name: rootName, keys: rootKeys }, notAfter);
   await fs.writeFile(path.join(dir, 'ca-cert.pem'), inter.toString('pem') + '\n');
   await fs.writeFile(path.join(dir, 'ca-key.pem'), pkcs8Pem(await subtle.exportKey('pkcs8', interKeys.privateKey)), { mode: 0o600 });
