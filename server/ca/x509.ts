@@ -1,6 +1,7 @@
 // The X.509 library as the CA uses it (loading CA material, generating the root, tests): @peculiar/x509
 // bound to Node's WebCrypto. CA modules import x509 from here so the provider is set before first use.
-import './reflect-metadata';
+// @peculiar/x509 decorates its ASN.1 classes and needs the Reflect metadata API before it loads.
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
