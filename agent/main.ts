@@ -22,6 +22,8 @@ const program = new Command('mesh-agent')
   .option('--state-dir <dir>', 'where the last accepted config is kept (overrides the file)')
   .option('--no-redirect', 'do not install iptables/nftables redirection (it is installed by default)')
   .addOption(new Option('--redirect-backend <name>', 'redirection backend').choices(['auto', 'iptables', 'iptables-legacy', 'nftables']))
+  .option('--admin-address <host:port>', 'admin API (config_dump, clusters, logging, stats); loopback only unless you mean it (overrides the file, default 127.0.0.1:15000)')
+  .option('--readiness-address <[host]:port>', 'readiness probe GET /healthz/ready (overrides the file, default :15021)')
   .option('--drain-ms <ms>', 'how long open connections may finish after SIGTERM', integer('--drain-ms', 0, 600_000), 5000)
   .addOption(new Option('--log-level <level>', 'log level (overrides the file)').choices(['trace', 'debug', 'info', 'warn', 'error']));
 
@@ -30,12 +32,15 @@ async function main(): Promise<void> {
   const flags = program.opts<{
     config: string; server?: string; node?: string; stateDir?: string; redirect: boolean;
     redirectBackend?: 'auto' | 'iptables' | 'iptables-legacy' | 'nftables'; drainMs: number; logLevel?: string;
+    adminAddress?: string; readinessAddress?: string;
   }>();
   const overrides: AgentConfigOverrides = {
     server: flags.server,
     node: flags.node,
     stateDir: flags.stateDir,
     logLevel: flags.logLevel as AgentConfigOverrides['logLevel'],
+    admin: flags.adminAddress,
+    readiness: flags.readinessAddress,
     redirect: flags.redirectBackend ? { backend: flags.redirectBackend } : undefined,
   };
   const config = await loadAgentConfig(flags.config, overrides);

@@ -1,7 +1,8 @@
 // The mesh-agent as one object: its dependencies as one bundle (config, xDS, tunnel pool and server,
-// outbound and inbound listeners, redirection), started in order and drained in reverse.
+// outbound and inbound listeners, redirection, admin and readiness ports), started in order and drained in reverse.
 import type { Logger } from '../lib/log';
 import { TypeUrl } from '../lib/xds/protos';
+import { createAgentAdmin, createReadinessServer, type AgentHttpServer, type AgentReadiness, type AgentStats, type AppliedConfig, type HttpAddress } from './admin/agent-admin';
 import { lbConfigFromCluster, type DecodedCluster } from './balancing/create-load-balancer';
 import type { AgentConfig } from './config/agent-config';
 import { Inbound, InboundTable } from './proxy/inbound';
@@ -51,6 +52,13 @@ export class MeshAgent {
   private outboundTable: OutboundTable | undefined;
   private inboundTable: InboundTable;
   private backend: RedirectBackend | undefined;
+  private readonly admin: AgentHttpServer;
+  private readonly readinessServer: AgentHttpServer;
+  private applied: AppliedConfig | undefined;
+  private redirectState: AgentReadiness['redirect'];
+  private redirectError: string | undefined;
+  /** Where the admin API (`admin`) and the readiness probe (`readiness`) listen, once started. */
+  readonly addresses: { admin?: HttpAddress; readiness?: HttpAddress } = {};
   /** Set by the first config: readiness (and the redirection) is reached once. */
   private becomingReady = false;
   private readyResolve!: () => void;
@@ -81,12 +89,19 @@ export class MeshAgent {
     this.inbound = new Inbound({ table: () => this.inboundTable, logger: this.log });
     this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound });
     this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log });
+    this.redirectState = options.redirect && config.redirect.enabled ? 'pending' : 'disabled';
+    // The root logger, not this.log: POST /logging changes the level of every child that has none of its own.
+    this.admin = createAgentAdmin({ logger: options.logger, config: () => this.applied, stats: () => this.counters() });
+    this.readinessServer = createReadinessServer({ logger: this.log, readiness: () => this.readiness() });
   }
 
   /** Binds every listener, then subscribes; redirection follows the first config (see `ready`). */
   async start(): Promise<void> {
     const config = this.options.config;
     const tunnelPort = this.options.tunnelPort ?? TUNNEL_PORT;
+    // First, so that a probe during start-up gets a 503 with the reason instead of a refused connection.
+    this.addresses.readiness = await this.readinessServer.listen(config.readiness);
+    this.addresses.admin = await this.admin.listen(config.admin);
     await this.tunnel.listen(tunnelPort, '0.0.0.0');
     await this.outbound.listen(config.redirect.outboundPort, config.redirect.ipv6);
     await this.inbound.listen(config.redirect.inboundPort, config.redirect.ipv6);
@@ -97,6 +112,26 @@ export class MeshAgent {
 
   stats(): { outbound: ReturnType<Outbound['stats']>; inbound: Inbound['counters']; tunnelPool: ReturnType<TunnelPool['stats']> } {
     return { outbound: this.outbound.stats(), inbound: { ...this.inbound.counters }, tunnelPool: this.pool.stats() };
+  }
+
+  /** The same counters as plain records: the admin API prints any group without knowing its fields. */
+  private counters(): AgentStats {
+    const { outbound, inbound, tunnelPool } = this.stats();
+    return { outbound: { ...outbound }, inbound, tunnelPool: { ...tunnelPool } };
+  }
+
+  /** Ready once a config (server or snapshot) is in force and the redirection, when enabled, is verified. */
+  readiness(): AgentReadiness {
+    const source = this.applied?.view.source;
+    const base = { source, redirect: this.redirectState };
+    if (this.stopping) return { ...base, ready: false, reason: 'mesh-agent is draining' };
+    if (!this.applied) {
+      const xdsError = this.xds.state().lastError;
+      return { ...base, ready: false, reason: `no xDS config yet (neither from ${this.options.config.server} nor a snapshot)${xdsError ? `: ${xdsError}` : ''}` };
+    }
+    if (this.redirectState === 'pending') return { ...base, ready: false, reason: 'redirection rules are being installed' };
+    if (this.redirectState === 'failed') return { ...base, ready: false, reason: `redirection failed: ${this.redirectError ?? 'unknown error'}` };
+    return { ...base, ready: true };
   }
 
   /**
@@ -117,6 +152,7 @@ export class MeshAgent {
       await Promise.all([this.outbound.drain(graceMs), this.inbound.drain(graceMs), this.tunnel.close(graceMs)]);
       await this.pool.close(graceMs);
       await this.xds.close();
+      await Promise.all([this.admin.close(), this.readinessServer.close()]);
     })();
     return this.stopping;
   }
@@ -125,6 +161,7 @@ export class MeshAgent {
     const config = this.options.config;
     this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort });
     this.inboundTable = new InboundTable(view, this.configuredPorts);
+    this.applied = { view, appliedAt: new Date() };
     this.log.info({ source: view.source, versions: view.versions, listeners: view.listeners.size, clusters: view.clusters.size }, 'config applied');
     if (!this.becomingReady) {
       this.becomingReady = true;
@@ -151,10 +188,18 @@ export class MeshAgent {
         await selected.backend.install(plan);
         this.backend = selected.backend;
         this.log.info({ backend: selected.backend.name, reason: selected.reason, plan: describeRedirectPlan(plan) }, 'redirection installed');
+        // Read the rules back: another tool rewriting the chains would leave the agent capturing nothing.
+        const verified = await selected.backend.verify(plan);
+        if (!verified.ok) {
+          throw new Error(`the ${selected.backend.name} rules in force differ from the plan: missing [${verified.missing.join('; ')}], unexpected [${verified.unexpected.join('; ')}]`);
+        }
+        this.redirectState = 'verified';
       }
       this.log.info({ tunnel: this.options.tunnelPort ?? TUNNEL_PORT, outbound: config.redirect.outboundPort, inbound: config.redirect.inboundPort }, 'mesh-agent ready');
       this.readyResolve();
     } catch (error) {
+      this.redirectState = 'failed';
+      this.redirectError = (error as Error).message;
       this.log.error({ err: error }, 'cannot install the redirection rules');
       this.readyReject(error as Error);
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // meshctl, the operator CLI: each subcommand lives in its own file and returns an exit code;
 // this file only maps the command line onto them.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { analyzeCommand, analyzeServerCommand } from './analyze';
+import { DEFAULT_AGENT_URL, PROXY_CONFIG_KINDS, proxyConfigCommand, type ProxyConfigKind } from './proxy-config';
 import { DEFAULT_ADMIN_URL, proxyStatusCommand } from './proxy-status';
 import { redirectCommand, type RedirectAction, type RedirectCommandOptions } from './redirect';
 
@@ -15,7 +16,7 @@ function finish(code: number): void {
   process.exitCode = code;
 }
 
-const program = new Command('meshctl').description('Operate the mesh: analyze config, inspect proxy sync state');
+const program = new Command('meshctl').description('Operate the mesh: analyze config, inspect proxy sync state and agent config');
 
 program
   .command('analyze')
@@ -34,6 +35,15 @@ program
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (node: string | undefined, options: { server: string; output: 'table' | 'json' }) =>
     finish(await proxyStatusCommand({ server: options.server, output: options.output, node }, io)));
+
+program
+  .command('proxy-config')
+  .description('the xDS config a mesh-agent runs (from its admin /config_dump), like istioctl proxy-config')
+  .addArgument(new Argument('<kind>', 'what to show').choices(PROXY_CONFIG_KINDS))
+  .option('--agent <url>', 'mesh-agent admin URL', process.env.MESH_AGENT_ADMIN_URL ?? DEFAULT_AGENT_URL)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (kind: ProxyConfigKind, options: { agent: string; output: 'table' | 'json' }) =>
+    finish(await proxyConfigCommand(kind, { agent: options.agent, output: options.output }, io)));
 
 function portList(value: string): number[] {
   return value.split(',').filter(Boolean).map((part) => {

@@ -1,0 +1,165 @@
+// `meshctl proxy-config listeners|routes|clusters|endpoints`: reads a mesh-agent's /config_dump
+// (its admin port, :15000) and prints the xDS config it runs as tables, like istioctl proxy-config.
+import type { CommandIo } from './proxy-status';
+
+export const DEFAULT_AGENT_URL = 'http://127.0.0.1:15000';
+export const PROXY_CONFIG_KINDS = ['listeners', 'routes', 'clusters', 'endpoints'] as const;
+export type ProxyConfigKind = (typeof PROXY_CONFIG_KINDS)[number];
+
+export interface ProxyConfigOptions {
+  /** Base URL of the mesh-agent's admin API. */
+  agent: string;
+  output: 'table' | 'json';
+  timeoutMs?: number;
+}
+
+type Json = Record<string, unknown>;
+
+/** Which config_dump section holds each kind, and the field of each entry that holds the resource. */
+const SECTIONS: Record<ProxyConfigKind, { type: string; list: string; resource: (entry: Json) => unknown }> = {
+  listeners: { type: 'ListenersConfigDump', list: 'dynamic_listeners', resource: (entry) => (isRecord(entry.active_state) ? entry.active_state.listener : undefined) },
+  routes: { type: 'RoutesConfigDump', list: 'dynamic_route_configs', resource: (entry) => entry.route_config },
+  clusters: { type: 'ClustersConfigDump', list: 'dynamic_active_clusters', resource: (entry) => entry.cluster },
+  endpoints: { type: 'EndpointsConfigDump', list: 'dynamic_endpoint_configs', resource: (entry) => entry.endpoint_config },
+};
+
+/** Domains shown per route before "+N more": enough to recognise the service, short enough for one line. */
+const DOMAINS_SHOWN = 3;
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function records(value: unknown): Json[] {
+  return Array.isArray(value) ? value.filter(isRecord) : [];
+}
+
+function text(value: unknown, fallback = ''): string {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : fallback;
+}
+
+function socketAddress(address: unknown): string {
+  const socket = isRecord(address) && isRecord(address.socket_address) ? address.socket_address : undefined;
+  if (!socket) return '-';
+  const host = text(socket.address);
+  return `${host.includes(':') ? `[${host}]` : host}:${text(socket.port_value, '0')}`;
+}
+
+function alignColumns(rows: readonly string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, column) => (widths[column] = Math.max(widths[column] ?? 0, cell.length)));
+  return rows
+    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd((widths[column] ?? 0) + 3))).join(''))
+    .join('\n');
+}
+
+/** The resources of one kind in a config dump, or a message saying why the body is not one. */
+export function resourcesOf(dump: unknown, kind: ProxyConfigKind): Json[] | string {
+  const section = SECTIONS[kind];
+  if (!isRecord(dump) || !Array.isArray(dump.configs)) return 'the answer has no "configs" list; is this a mesh-agent admin port?';
+  const config = records(dump.configs).find((entry) => text(entry['@type']).endsWith(`.${section.type}`));
+  if (!config) return `the config dump has no ${section.type} section`;
+  return records(config[section.list]).map(section.resource).filter(isRecord);
+}
+
+export function renderListeners(listeners: readonly Json[]): string {
+  const rows = [['NAME', 'ADDRESS:PORT', 'CHAINS']];
+  for (const listener of listeners) {
+    const chains = records(listener.filter_chains).length + (isRecord(listener.default_filter_chain) ? 1 : 0);
+    rows.push([text(listener.name), socketAddress(listener.address), String(chains)]);
+  }
+  return `${alignColumns(rows)}\n`;
+}
+
+export function renderRoutes(routes: readonly Json[]): string {
+  const rows = [['NAME', 'VIRTUAL HOSTS', 'DOMAINS']];
+  for (const route of routes) {
+    const hosts = records(route.virtual_hosts);
+    const domains = hosts.flatMap((host) => (Array.isArray(host.domains) ? host.domains.map((domain) => text(domain)) : []));
+    const shown = domains.slice(0, DOMAINS_SHOWN).join(', ');
+    const more = domains.length > DOMAINS_SHOWN ? ` +${domains.length - DOMAINS_SHOWN} more` : '';
+    rows.push([text(route.name), String(hosts.length), `${shown}${more}` || '-']);
+  }
+  return `${alignColumns(rows)}\n`;
+}
+
+export function renderClusters(clusters: readonly Json[]): string {
+  const rows = [['NAME', 'TYPE', 'LB']];
+  // Envoy leaves defaults out of decoded messages: an absent type is STATIC, an absent policy ROUND_ROBIN.
+  for (const cluster of clusters) rows.push([text(cluster.name), text(cluster.type, 'STATIC'), text(cluster.lb_policy, 'ROUND_ROBIN')]);
+  return `${alignColumns(rows)}\n`;
+}
+
+export function renderEndpoints(assignments: readonly Json[]): string {
+  const rows = [['CLUSTER', 'ENDPOINT', 'HEALTH']];
+  for (const cla of assignments) {
+    for (const group of records(cla.endpoints)) {
+      for (const lb of records(group.lb_endpoints)) {
+        const endpoint = isRecord(lb.endpoint) ? lb.endpoint : {};
+        rows.push([text(cla.cluster_name), socketAddress(endpoint.address), text(lb.health_status, 'UNKNOWN')]);
+      }
+    }
+  }
+  return `${alignColumns(rows)}\n`;
+}
+
+const RENDER: Record<ProxyConfigKind, (resources: readonly Json[]) => string> = {
+  listeners: renderListeners,
+  routes: renderRoutes,
+  clusters: renderClusters,
+  endpoints: renderEndpoints,
+};
+
+/** The `message` of the admin API's JSON error bodies (503 before any config), else the start of the text. */
+function errorMessage(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (isRecord(parsed) && typeof parsed.message === 'string') return parsed.message;
+  } catch {
+    // Not one of our JSON errors (a proxy's HTML page, say): show the raw text below.
+  }
+  return body.trim().slice(0, 200);
+}
+
+/** GET /config_dump; the message names the URL and what went wrong. */
+async function fetchConfigDump(agent: string, timeoutMs: number): Promise<{ ok: true; url: URL; body: unknown } | { ok: false; message: string }> {
+  let url: URL;
+  try {
+    url = new URL(`${(agent || DEFAULT_AGENT_URL).replace(/\/+$/, '')}/config_dump`);
+  } catch {
+    return { ok: false, message: `--agent ${JSON.stringify(agent)} is not a URL (expected e.g. ${DEFAULT_AGENT_URL})` };
+  }
+  let body: string;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    body = await response.text();
+    if (!response.ok) {
+      return { ok: false, message: `${url.href} answered HTTP ${response.status}: ${errorMessage(body)}` };
+    }
+  } catch (error) {
+    // fetch hides the socket error (ECONNREFUSED...) in `cause`; a timeout is a DOMException.
+    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+    const detail = error instanceof Error && error.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : cause instanceof Error ? cause.message : String(cause);
+    return { ok: false, message: `cannot reach the mesh-agent admin API at ${url.href}: ${detail}` };
+  }
+  try {
+    return { ok: true, url, body: JSON.parse(body) as unknown };
+  } catch {
+    return { ok: false, message: `${url.href} returned a body that is not JSON; is this a mesh-agent admin port?` };
+  }
+}
+
+export async function proxyConfigCommand(kind: ProxyConfigKind, options: ProxyConfigOptions, io: CommandIo): Promise<number> {
+  const fetched = await fetchConfigDump(options.agent, options.timeoutMs ?? 5000);
+  if (!fetched.ok) {
+    io.stderr(`meshctl proxy-config ${kind}: ${fetched.message}\n`);
+    return 1;
+  }
+  const resources = resourcesOf(fetched.body, kind);
+  if (typeof resources === 'string') {
+    io.stderr(`meshctl proxy-config ${kind}: ${fetched.url.href}: ${resources}\n`);
+    return 1;
+  }
+  io.stdout(options.output === 'json' ? `${JSON.stringify(resources, null, 2)}\n` : RENDER[kind](resources));
+  return 0;
+}
