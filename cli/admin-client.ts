@@ -1,5 +1,5 @@
-// Fetching JSON from mesh-server's admin API for meshctl commands, with errors that name the URL
-// and say what went wrong (unreachable, timeout, HTTP status, not a mesh-server).
+// Fetching JSON from an admin API (mesh-server's or mesh-agent's) for meshctl commands, with errors
+// that name the URL and say what went wrong (unreachable, timeout, HTTP status, not our API).
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:15014';
 export const DEFAULT_TIMEOUT_MS = 5000;
@@ -36,14 +36,24 @@ function describeErrorBody(body: string): string {
   return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }
 
-/** GET `path` (with `query`) from the admin API at `server` and parse the JSON body. */
-export async function fetchAdminJson(server: string, path: string, query: Record<string, string>, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<AdminFetch> {
-  const base = (server || DEFAULT_ADMIN_URL).replace(/\/+$/, '');
+/** Whose admin API is asked, for the wording of errors. */
+export interface AdminTarget {
+  /** `mesh-server` or `mesh-agent`. */
+  program: string;
+  /** The flag that names the URL, e.g. `--server`. */
+  flag: string;
+  defaultUrl: string;
+}
+
+const MESH_SERVER: AdminTarget = { program: 'mesh-server', flag: '--server', defaultUrl: DEFAULT_ADMIN_URL };
+
+/** GET `path` (with `query`) from the admin API at `base` and parse the JSON body. */
+export async function fetchAdminJson(base: string, path: string, query: Record<string, string>, timeoutMs = DEFAULT_TIMEOUT_MS, target: AdminTarget = MESH_SERVER): Promise<AdminFetch> {
   let url: URL;
   try {
-    url = new URL(`${base}${path}`);
+    url = new URL(`${(base || target.defaultUrl).replace(/\/+$/, '')}${path}`);
   } catch {
-    return { ok: false, message: `--server ${JSON.stringify(server)} is not a URL (expected e.g. ${DEFAULT_ADMIN_URL})` };
+    return { ok: false, message: `${target.flag} ${JSON.stringify(base)} is not a URL (expected e.g. ${target.defaultUrl})` };
   }
   for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
   try {
@@ -52,7 +62,7 @@ export async function fetchAdminJson(server: string, path: string, query: Record
     if (!response.ok) return { ok: false, message: `${url.href} answered HTTP ${response.status}: ${describeErrorBody(body)}` };
     return { ok: true, url, body: JSON.parse(body) as unknown };
   } catch (error) {
-    if (error instanceof SyntaxError) return { ok: false, message: `${url.href} returned a body that is not JSON; is this a mesh-server admin port?` };
-    return { ok: false, message: `cannot reach mesh-server admin API at ${url.href}: ${describeFetchError(error, timeoutMs)}` };
+    if (error instanceof SyntaxError) return { ok: false, message: `${url.href} returned a body that is not JSON; is this a ${target.program} admin port?` };
+    return { ok: false, message: `cannot reach the ${target.program} admin API at ${url.href}: ${describeFetchError(error, timeoutMs)}` };
   }
 }

@@ -1,6 +1,7 @@
 // `meshctl proxy-config listeners|routes|clusters|endpoints`: reads a mesh-agent's /config_dump
 // (its admin port, :15000) and prints the xDS config it runs as tables, like istioctl proxy-config.
 import type { CommandIo } from './proxy-status';
+import { fetchAdminJson } from './admin-client';
 
 export const DEFAULT_AGENT_URL = 'http://127.0.0.1:15000';
 export const PROXY_CONFIG_KINDS = ['listeners', 'routes', 'clusters', 'endpoints'] as const;
@@ -110,47 +111,8 @@ const RENDER: Record<ProxyConfigKind, (resources: readonly Json[]) => string> = 
   endpoints: renderEndpoints,
 };
 
-/** The `message` of the admin API's JSON error bodies (503 before any config), else the start of the text. */
-function errorMessage(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (isRecord(parsed) && typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // Not one of our JSON errors (a proxy's HTML page, say): show the raw text below.
-  }
-  return body.trim().slice(0, 200);
-}
-
-/** GET /config_dump; the message names the URL and what went wrong. */
-async function fetchConfigDump(agent: string, timeoutMs: number): Promise<{ ok: true; url: URL; body: unknown } | { ok: false; message: string }> {
-  let url: URL;
-  try {
-    url = new URL(`${(agent || DEFAULT_AGENT_URL).replace(/\/+$/, '')}/config_dump`);
-  } catch {
-    return { ok: false, message: `--agent ${JSON.stringify(agent)} is not a URL (expected e.g. ${DEFAULT_AGENT_URL})` };
-  }
-  let body: string;
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-    body = await response.text();
-    if (!response.ok) {
-      return { ok: false, message: `${url.href} answered HTTP ${response.status}: ${errorMessage(body)}` };
-    }
-  } catch (error) {
-    // fetch hides the socket error (ECONNREFUSED...) in `cause`; a timeout is a DOMException.
-    const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-    const detail = error instanceof Error && error.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : cause instanceof Error ? cause.message : String(cause);
-    return { ok: false, message: `cannot reach the mesh-agent admin API at ${url.href}: ${detail}` };
-  }
-  try {
-    return { ok: true, url, body: JSON.parse(body) as unknown };
-  } catch {
-    return { ok: false, message: `${url.href} returned a body that is not JSON; is this a mesh-agent admin port?` };
-  }
-}
-
 export async function proxyConfigCommand(kind: ProxyConfigKind, options: ProxyConfigOptions, io: CommandIo): Promise<number> {
-  const fetched = await fetchConfigDump(options.agent, options.timeoutMs ?? 5000);
+  const fetched = await fetchAdminJson(options.agent, '/config_dump', {}, options.timeoutMs, { program: 'mesh-agent', flag: '--agent', defaultUrl: DEFAULT_AGENT_URL });
   if (!fetched.ok) {
     io.stderr(`meshctl proxy-config ${kind}: ${fetched.message}\n`);
     return 1;

@@ -157,7 +157,7 @@ test('a server that never answers is exit 1 after the timeout', async (t) => {
   const io = captureIo();
   const code = await proxyStatusCommand({ server: `http://127.0.0.1:${port}`, output: 'table', timeoutMs: 200 }, io);
   t.is(code, 1);
-  t.regex(io.err, /cannot reach mesh-server admin API at http:\/\/127\.0\.0\.1:\d+\/debug\/syncz: no answer within 200 ms/);
+  t.regex(io.err, /cannot reach the mesh-server admin API at http:\/\/127\.0\.0\.1:\d+\/debug\/syncz: no answer within 200 ms/);
 });
 
 test('an HTTP error from the server is exit 1 with status and message', async (t) => {
