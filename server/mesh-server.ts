@@ -2,6 +2,7 @@
 // turns it into per-node xDS, the ADS server pushes it, and the admin API shows all of it.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../lib/log';
+import { parseListenAddress } from '../lib/listen-address';
 import { createAdminServer, type AdminAddress, type AdminServer } from './admin/admin-server';
 import { ServerMetrics } from './admin/server-metrics';
 import { formatIssue, type ConfigIssue } from '../lib/config/issue';
@@ -30,16 +31,6 @@ export interface MeshServerOptions {
 export interface MeshServerAddresses {
   xds: { host: string; port: number };
   admin: AdminAddress;
-}
-
-/** Splits `host:port`, `[v6]:port` or `:port` (all interfaces). */
-export function parseListenAddress(address: string, what: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`${what}: expected host:port, got ${JSON.stringify(address)}`);
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }
 
 export class MeshServer {

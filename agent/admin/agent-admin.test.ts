@@ -10,7 +10,7 @@ import { createLogger, silentLogger, type Logger } from '../../lib/log';
 import { MeshServer } from '../../server/mesh-server';
 import { parseAgentConfig } from '../config/agent-config';
 import { MeshAgent } from '../mesh-agent';
-import { createAgentAdmin, createReadinessServer, parseListenAddress, type AgentReadiness, type AgentStats, type AppliedConfig } from './agent-admin';
+import { createAgentAdmin, createReadinessServer, type AgentReadiness, type AgentStats, type AppliedConfig } from './agent-admin';
 import { ECHO_CLUSTER, VERSIONS, WEB_CLUSTER, translatedView } from './testing';
 
 interface Fake {
@@ -159,13 +159,6 @@ test('the readiness probe answers 503 with the reason, then 200 once its state s
   const after = await fetch(`${url}/healthz/ready`);
   t.is(after.status, 200);
   t.deepEqual(await after.json(), { ready: true, source: 'server', redirect: 'verified' });
-});
-
-test('listen addresses: an empty host is every IPv4 interface, brackets hold IPv6, a bad one names itself', (t) => {
-  t.deepEqual(parseListenAddress(':15021'), { host: '0.0.0.0', port: 15021 });
-  t.deepEqual(parseListenAddress('[::1]:16021'), { host: '::1', port: 16021 });
-  t.deepEqual(parseListenAddress('127.0.0.1:0'), { host: '127.0.0.1', port: 0 });
-  t.throws(() => parseListenAddress('localhost'), { message: /listen address "localhost": expected host:port/ });
 });
 
 const REVIEWS = `

@@ -1,8 +1,8 @@
 // mesh-agent's admin HTTP API (Envoy's :15000: config_dump, clusters, logging, stats) and its
 // readiness probe (Istio's :15021 /healthz/ready), both reading the agent's state per request.
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { FastifyReply } from 'fastify';
+import { createAdminHttp, queryString, type AdminHttpAddress, type AdminRoute } from '../../lib/admin/admin-http';
+import { parseListenAddress } from '../../lib/listen-address';
 import type { Logger } from '../../lib/log';
 import type { DecodedResource } from '../../lib/xds/ads-client';
 import type { AgentXdsConfig, ConfigSource } from '../xds/agent-xds';
@@ -37,12 +37,7 @@ export interface ReadinessInputs {
   readiness(): AgentReadiness;
 }
 
-export interface HttpAddress {
-  host: string;
-  port: number;
-  /** Base URL, e.g. `http://127.0.0.1:15000`, as `meshctl proxy-config --agent` expects it. */
-  url: string;
-}
+export type HttpAddress = AdminHttpAddress;
 
 export interface AgentHttpServer {
   /** `host:port`, `[v6]:port`, or `:port` for every interface (port 0 picks a free one). */
@@ -53,14 +48,6 @@ export interface AgentHttpServer {
 const TYPE_PREFIX = 'type.googleapis.com/envoy.admin.v3.';
 const LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const NO_CONFIG = 'no xDS config has been received from the server or read from a snapshot yet';
-
-/** Splits a listen address as agent.yaml writes it; an empty host means every IPv4 interface, as Istio's :15021. */
-export function parseListenAddress(address: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(address);
-  const port = Number(match?.[3]);
-  if (!match || !Number.isInteger(port) || port > 65535) throw new Error(`listen address ${JSON.stringify(address)}: expected host:port, [v6]:port or :port`);
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -219,89 +206,22 @@ export function renderStats(stats: AgentStats): string {
   return lines.sort().map((line) => `${line}\n`).join('');
 }
 
-type Method = 'GET' | 'POST';
-type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-
-interface Route {
-  method: Method;
-  url: string;
-  description: string;
-  handler: Handler;
-}
-
-function queryString(request: FastifyRequest, name: string): string | undefined {
-  const query = request.query;
-  if (typeof query !== 'object' || query === null) return undefined;
-  const value = (query as Record<string, unknown>)[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-/**
- * A child with its own level, at `warn` at most: fastify's per-request info lines are noise, and a
- * POST /logging?level=debug must not turn every admin request into log lines.
- */
-function fastifyLogger(logger: Logger, component: string): Logger {
-  const warn = logger.levels.values.warn ?? 40;
-  const level = logger.levelVal > warn ? logger.level : 'warn';
-  return logger.child({ component }, { level });
-}
-
-/** The shared shape of both ports: routes, 404 listing the routes, 405 with Allow, JSON errors. */
-function createHttpServer(logger: Logger, component: string, routes: readonly Route[]): AgentHttpServer {
-  const log = logger.child({ component });
-  const app = Fastify({ loggerInstance: fastifyLogger(logger, `${component}-http`) });
-  for (const route of routes) app.route({ method: route.method, url: route.url, handler: route.handler });
-
-  const index = routes.map((route) => `${route.method} ${route.url}: ${route.description}`);
-  app.setNotFoundHandler(async (request, reply) => {
-    const path = request.url.split('?')[0] ?? request.url;
-    const allowed = routes.filter((route) => route.url === path).map((route) => route.method);
-    if (allowed.length > 0) {
-      // fastify answers HEAD for GET routes itself, so HEAD belongs in Allow wherever GET does.
-      const allow = allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed;
-      return reply.code(405).header('allow', allow.join(', ')).send({
-        error: 'Method Not Allowed',
-        message: `${request.method} ${path} is not supported; use ${allowed.join(' or ')}`,
-      });
-    }
-    return reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${path}`, routes: index });
-  });
-
-  // No route reads a body; discarding any keeps `curl -X POST -H 'content-type: application/json'` working.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
-
-  app.setErrorHandler(async (error, request, reply) => {
-    const code = (error as { statusCode?: unknown }).statusCode;
-    const statusCode = typeof code === 'number' && code >= 400 && code < 600 ? code : 500;
-    const message = error instanceof Error ? error.message : String(error);
-    if (statusCode >= 500) log.error({ err: error, method: request.method, url: request.url }, 'admin request failed');
-    return reply.code(statusCode).send({ error: STATUS_CODES[statusCode] ?? 'Error', message });
-  });
-
-  let closed = false;
+/** The shared admin HTTP shape (lib/admin/admin-http.ts), listening on an agent.yaml-style address. */
+function createHttpServer(logger: Logger, component: string, routes: readonly AdminRoute[]): AgentHttpServer {
+  const http = createAdminHttp(logger, component, routes);
   return {
-    async listen(address: string): Promise<HttpAddress> {
+    listen: (address: string) => {
       const { host, port } = parseListenAddress(address);
-      await app.listen({ host, port });
-      const bound = app.server.address() as AddressInfo;
-      const urlHost = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-      const url = `http://${urlHost}:${bound.port}`;
-      log.info({ url }, 'listening');
-      return { host: bound.address, port: bound.port, url };
+      return http.listen(host, port);
     },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      await app.close();
-    },
+    close: () => http.close(),
   };
 }
 
 export function createAgentAdmin(inputs: AgentAdminInputs): AgentHttpServer {
   const log = inputs.logger.child({ component: 'admin' });
   const noConfig = (reply: FastifyReply): FastifyReply => reply.code(503).send({ error: 'Service Unavailable', message: NO_CONFIG });
-  const routes: Route[] = [
+  const routes: AdminRoute[] = [
     {
       method: 'GET',
       url: '/config_dump',
@@ -356,7 +276,7 @@ export function createAgentAdmin(inputs: AgentAdminInputs): AgentHttpServer {
 }
 
 export function createReadinessServer(inputs: ReadinessInputs): AgentHttpServer {
-  const routes: Route[] = [
+  const routes: AdminRoute[] = [
     {
       method: 'GET',
       url: '/healthz/ready',

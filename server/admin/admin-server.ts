@@ -1,8 +1,6 @@
 // mesh-server's monitoring/admin HTTP API (Istio's :15014): health, readiness, Prometheus metrics
 // and read-only debug views of the config model and of every xDS client's sync state.
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { STATUS_CODES } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createAdminHttp, queryString, type AdminHttp, type AdminHttpAddress, type AdminRoute } from '../../lib/admin/admin-http';
 import type { Logger } from '../../lib/log';
 import { formatIssue, type ConfigIssue } from '../../lib/config/issue';
 import type { ConfigResource } from '../config/resource';
@@ -24,17 +22,8 @@ export interface AdminInputs {
   reload?(): Promise<void>;
 }
 
-export interface AdminAddress {
-  host: string;
-  port: number;
-  /** Base URL, e.g. `http://127.0.0.1:15014`, as `meshctl --server` expects it. */
-  url: string;
-}
-
-export interface AdminServer {
-  listen(host: string, port: number): Promise<AdminAddress>;
-  close(): Promise<void>;
-}
+export type AdminAddress = AdminHttpAddress;
+export type AdminServer = AdminHttp;
 
 export interface ReadinessReport {
   ready: boolean;
@@ -97,37 +86,12 @@ export function issuesReport(model: MeshModel | undefined): IssuesReport {
   };
 }
 
-type Method = 'GET' | 'POST';
-type Handler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
-
-interface Route {
-  method: Method;
-  url: string;
-  description: string;
-  handler: Handler;
-}
-
-function queryString(request: FastifyRequest, name: string): string | undefined {
-  const query = request.query;
-  if (typeof query !== 'object' || query === null) return undefined;
-  const value = (query as Record<string, unknown>)[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-/** A child at `warn` at most: fastify's per-request info lines are noise, its errors are not. */
-function fastifyLogger(logger: Logger): Logger {
-  const warn = logger.levels.values.warn ?? 40;
-  const level = logger.levelVal > warn ? logger.level : 'warn';
-  return logger.child({ component: 'admin-http' }, { level });
-}
-
 export function createAdminServer(inputs: AdminInputs): AdminServer {
   const log = inputs.logger.child({ component: 'admin' });
-  const app = Fastify({ loggerInstance: fastifyLogger(inputs.logger) });
   // Concurrent reload requests share one run instead of reading the directory several times.
   let reloading: Promise<void> | undefined;
 
-  const routes: Route[] = [
+  const routes: AdminRoute[] = [
     {
       method: 'GET',
       url: '/healthz',
@@ -159,7 +123,7 @@ export function createAdminServer(inputs: AdminInputs): AdminServer {
         return reply.type(inputs.metrics.contentType).send(await inputs.metrics.metricsText());
       },
     },
-    ...(['/debug/config', '/debug/configz'] as const).map((url): Route => ({
+    ...(['/debug/config', '/debug/configz'] as const).map((url): AdminRoute => ({
       method: 'GET',
       url,
       description: 'the config model: resources by kind, services with endpoints, issues',
@@ -217,48 +181,5 @@ export function createAdminServer(inputs: AdminInputs): AdminServer {
     });
   }
 
-  for (const route of routes) app.route({ method: route.method, url: route.url, handler: route.handler });
-
-  const index = routes.map((route) => `${route.method} ${route.url}: ${route.description}`);
-  app.setNotFoundHandler(async (request, reply) => {
-    const path = request.url.split('?')[0] ?? request.url;
-    const allowed = routes.filter((route) => route.url === path).map((route) => route.method);
-    if (allowed.length > 0) {
-      // fastify answers HEAD for GET routes itself, so HEAD belongs in Allow wherever GET does.
-      const allow = allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed;
-      return reply.code(405).header('allow', allow.join(', ')).send({
-        error: 'Method Not Allowed',
-        message: `${request.method} ${path} is not supported; use ${allowed.join(' or ')}`,
-      });
-    }
-    return reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${path}`, routes: index });
-  });
-
-  // No route reads a body. Discarding any body keeps a bare `curl -X POST -H 'content-type:
-  // application/json'` working instead of failing on the empty JSON document it sends.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
-
-  app.setErrorHandler(async (error, request, reply) => {
-    const code = (error as { statusCode?: unknown }).statusCode;
-    const statusCode = typeof code === 'number' && code >= 400 && code < 600 ? code : 500;
-    const message = error instanceof Error ? error.message : String(error);
-    if (statusCode >= 500) log.error({ err: error, method: request.method, url: request.url }, 'admin request failed');
-    return reply.code(statusCode).send({ error: STATUS_CODES[statusCode] ?? 'Error', message });
-  });
-
-  let closed = false;
-  return {
-    async listen(host: string, port: number): Promise<AdminAddress> {
-      const url = await app.listen({ host, port });
-      const address = app.server.address() as AddressInfo;
-      log.info({ url }, 'admin API listening');
-      return { host: address.address, port: address.port, url };
-    },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      await app.close();
-    },
-  };
+  return createAdminHttp(inputs.logger, 'admin', routes);
 }
