@@ -12,6 +12,7 @@ import { parseAgentConfig } from '../config/agent-config';
 import { MeshAgent } from '../mesh-agent';
 import { createAgentAdmin, createReadinessServer, type AgentReadiness, type AgentStats, type AppliedConfig } from './agent-admin';
 import { ECHO_CLUSTER, VERSIONS, WEB_CLUSTER, translatedView } from './testing';
+import { eventually } from '../../test/support/eventually';
 
 interface Fake {
   logger: Logger;
@@ -192,15 +193,6 @@ async function tempDir(t: ExecutionContext, prefix: string): Promise<string> {
   return dir;
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 test('a MeshAgent is not ready (503, why) until its server\'s config arrives, then ready (200) and dumps that config', async (t) => {
   t.timeout(60_000);

@@ -9,6 +9,7 @@ import { adsService, packAny, TypeUrl, typed } from '../../lib/xds/protos';
 import { startMeshFixture, type MeshFixture } from '../../test/conformance/mesh-fixture';
 import { SnapshotStore } from './snapshot-store';
 import { AgentXds, referencedEndpointNames, referencedRouteNames, type AgentXdsConfig, type AgentXdsOptions } from './agent-xds';
+import { eventually } from '../../test/support/eventually';
 
 const REVIEWS = `
 apiVersion: networking.istio.io/v1
@@ -87,15 +88,6 @@ function configWhere(xds: AgentXds, predicate: (config: AgentXdsConfig) => boole
   });
 }
 
-async function eventually<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function typeStatus(mesh: MeshFixture, short: 'LDS' | 'RDS' | 'CDS' | 'EDS') {
   return mesh.server.syncStatus().find((client) => client.node === 'host-a')?.types[short];

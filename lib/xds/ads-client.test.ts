@@ -4,6 +4,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { AdsClient, type AdsClientOptions, type AdsNack, type AdsUpdate } from './ads-client';
 import { adsService, packAny, TypeUrl, type PackedAny } from './protos';
+import { eventually } from '../../test/support/eventually';
 
 interface RequestMessage {
   version_info?: string;
@@ -14,15 +15,6 @@ interface RequestMessage {
   error_detail?: { code?: number; message?: string };
 }
 
-async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 class ScriptedStream {
   readonly requests: RequestMessage[] = [];

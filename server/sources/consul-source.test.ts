@@ -11,6 +11,7 @@ import { createLogger, silentLogger, type Logger } from '../../lib/log';
 import type { Service } from '../registry/service';
 import { ConsulSimulator, type SimulatorOptions } from '../../test/consul/consul-simulator';
 import { ConsulSource, type ConsulSourceOptions } from './consul-source';
+import { until } from '../../test/support/eventually';
 
 const WEB = '/v1/health/service/web';
 const CATALOG = '/v1/catalog/services';
@@ -35,13 +36,6 @@ function createSource(t: ExecutionContext, sim: ConsulSimulator, options: Partia
   return source;
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 function service(source: ConsulSource, name: string): Service | undefined {
   return source.services().find((candidate) => candidate.hostname === `${name}.service.consul`);

@@ -11,6 +11,7 @@ import { AdsServer, type AdsServerOptions } from './ads-server';
 import type { EncodedResource, ResourceGenerator, Subscription, XdsNode } from './generator';
 import type { XdsObserver } from './observer';
 import type { XdsShortType } from './sync-status';
+import { eventually } from '../../test/support/eventually';
 
 // ---------------------------------------------------------------------------------------------
 // A fake translation: each model carries a small "world" the generator turns into real resources.
@@ -113,15 +114,6 @@ class RecordingObserver implements XdsObserver {
   }
 }
 
-async function eventually<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // A raw ADS stream through the proto-loader client, to send exactly the requests a test needs.

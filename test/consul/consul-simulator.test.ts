@@ -4,6 +4,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import Consul from 'consul';
 import { ConsulSimulator, DEFAULT_QUERY_TIME_MS, MAX_QUERY_TIME_MS, type SimulatorOptions } from './consul-simulator';
+import { until } from '../support/eventually';
 
 async function simulator(t: ExecutionContext, options: SimulatorOptions = {}): Promise<ConsulSimulator> {
   const sim = await ConsulSimulator.start(options);
@@ -25,13 +26,6 @@ async function get(sim: ConsulSimulator, pathAndQuery: string, headers: Record<s
   };
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 function seed(sim: ConsulSimulator): void {
   sim.registerInstance({ node: 'node-a', nodeAddress: '10.0.0.1', id: 'web-1', name: 'web', port: 8080, tags: ['v1', 'mesh'], checks: [{ status: 'passing' }] });

@@ -11,6 +11,7 @@ import Consul from 'consul';
 import { silentLogger } from '../../lib/log';
 import { ConsulSource } from '../../server/sources/consul-source';
 import { ConsulSimulator } from './consul-simulator';
+import { until } from '../support/eventually';
 
 function findOnPath(binary: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -26,13 +27,6 @@ function findOnPath(binary: string): string | undefined {
   return undefined;
 }
 
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** An ephemeral port the kernel just handed out; consul's flags need numbers, not port 0. */
 async function freePort(): Promise<number> {
