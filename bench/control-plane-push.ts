@@ -1,20 +1,19 @@
 // Benchmark: time from a config file change to the last ACK, with many simulated ADS clients
 // (agent-like: LDS/CDS wildcard, EDS/RDS by name) against a real mesh-server child process.
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AdsClient, type AdsUpdate, type DecodedResource } from '../lib/xds/ads-client';
 import { TYPE_SHORT_NAME, TypeUrl, type ResourceTypeUrl } from '../lib/xds/protos';
 import type { ClientSyncStatus, XdsShortType } from '../server/xds/sync-status';
 import { outboundClusterName } from '../server/translate/names';
+import { distribution, type Distribution } from './support/distribution';
+import { generateConfig, PORT, serviceEntry, workloadEntry, writeAtomically } from './support/generated-mesh-config';
+import { REPO_ROOT as ROOT, startMeshServer, stopMeshServer, type MeshServerProcess as ServerProcess } from './support/mesh-server-process';
+import { sampleProcess as sampleServer } from './support/process-sample';
 
-const ROOT = path.resolve(__dirname, '..');
-const PORT = 9080;
-const CLK_TCK = 100;
 const ALL_TYPES: readonly ResourceTypeUrl[] = [TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration];
 
 interface Settings {
@@ -70,217 +69,6 @@ function readSettings(): Settings {
     sameFile: values['same-file'] === true,
     cpuProfDir: values['cpu-prof-dir'] === undefined ? undefined : path.resolve(values['cpu-prof-dir']),
   };
-}
-
-// ---------- config generation ----------
-
-function serviceName(s: number): string {
-  return `svc-${s}`;
-}
-
-function serviceEntry(name: string): string {
-  return [
-    'apiVersion: networking.istio.io/v1',
-    'kind: ServiceEntry',
-    'metadata:',
-    `  name: ${name}`,
-    'spec:',
-    `  hosts: [${name}]`,
-    '  location: MESH_INTERNAL',
-    '  resolution: STATIC',
-    '  ports:',
-    `    - { number: ${PORT}, name: http, protocol: HTTP }`,
-    '  workloadSelector:',
-    `    labels: { app: ${name} }`,
-  ].join('\n');
-}
-
-function workloadEntry(name: string, service: string, node: string, address: string, version: string): string {
-  return [
-    'apiVersion: networking.istio.io/v1',
-    'kind: WorkloadEntry',
-    'metadata:',
-    `  name: ${name}`,
-    `  annotations: { mesh.io/node: ${node} }`,
-    'spec:',
-    `  address: ${address}`,
-    `  labels: { app: ${service}, version: ${version} }`,
-    `  serviceAccount: ${service}`,
-    `  ports: { http: ${PORT} }`,
-  ].join('\n');
-}
-
-function traffic(service: string, v1Weight: number): string {
-  return [
-    'apiVersion: networking.istio.io/v1',
-    'kind: VirtualService',
-    'metadata:',
-    `  name: ${service}`,
-    'spec:',
-    `  hosts: [${service}]`,
-    '  http:',
-    '    - route:',
-    `        - destination: { host: ${service}, subset: v1 }`,
-    `          weight: ${v1Weight}`,
-    `        - destination: { host: ${service}, subset: v2 }`,
-    `          weight: ${100 - v1Weight}`,
-    '---',
-    'apiVersion: networking.istio.io/v1',
-    'kind: DestinationRule',
-    'metadata:',
-    `  name: ${service}`,
-    'spec:',
-    `  host: ${service}`,
-    '  subsets:',
-    '    - { name: v1, labels: { version: v1 } }',
-    '    - { name: v2, labels: { version: v2 } }',
-  ].join('\n');
-}
-
-/** 10.200.x.y for endpoint j (x from 0, y from 1..250): data only, nothing connects to it. */
-function endpointAddress(j: number): string {
-  return `10.200.${Math.floor(j / 250) % 256}.${(j % 250) + 1}`;
-}
-
-const SERVICES_PER_FILE = 50;
-const ENDPOINTS_PER_FILE = 500;
-const ROUTED_EVERY = 10;
-const ROUTED_PER_FILE = 10;
-
-interface GeneratedConfig {
-  dir: string;
-  files: number;
-  routedServices: number;
-  workloadFiles: number;
-  trafficFiles: number;
-  /** Workloads file `index` again, its first endpoint moved to `address` (scenario b). */
-  workloadsFile: (index: number, address: string) => { name: string; content: string };
-  /** Traffic file `index` again, its first VirtualService with weight `v1Weight` for v1 (scenario a). */
-  trafficFile: (index: number, v1Weight: number) => { name: string; content: string };
-}
-
-function endpointDoc(j: number, settings: Settings, address = endpointAddress(j)): string {
-  const service = serviceName(j % settings.services);
-  return workloadEntry(`we-${j}`, service, `host-${j % settings.clients}`, address, j % 2 === 0 ? 'v1' : 'v2');
-}
-
-function generateConfig(settings: Settings): GeneratedConfig {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mesh-push-bench-'));
-  let files = 0;
-  const write = (name: string, docs: string[]) => {
-    fs.writeFileSync(path.join(dir, name), docs.join('\n---\n') + '\n');
-    files++;
-  };
-  for (let start = 0; start < settings.services; start += SERVICES_PER_FILE) {
-    const docs: string[] = [];
-    for (let s = start; s < Math.min(settings.services, start + SERVICES_PER_FILE); s++) docs.push(serviceEntry(serviceName(s)));
-    write(`services-${String(start / SERVICES_PER_FILE).padStart(3, '0')}.yaml`, docs);
-  }
-  const fileName = (prefix: string, index: number) => `${prefix}-${String(index).padStart(3, '0')}.yaml`;
-  const workloadsDocs = (index: number, firstAddress?: string): string[] => {
-    const docs: string[] = [];
-    const start = index * ENDPOINTS_PER_FILE;
-    for (let j = start; j < Math.min(settings.endpoints, start + ENDPOINTS_PER_FILE); j++) docs.push(endpointDoc(j, settings, j === start ? firstAddress : undefined));
-    return docs;
-  };
-  const workloadFiles = Math.ceil(settings.endpoints / ENDPOINTS_PER_FILE);
-  for (let index = 0; index < workloadFiles; index++) write(fileName('workloads', index), workloadsDocs(index));
-  const routed: number[] = [];
-  for (let s = 0; s < settings.services; s += ROUTED_EVERY) routed.push(s);
-  const trafficDocs = (index: number, firstWeight = 90) =>
-    routed.slice(index * ROUTED_PER_FILE, (index + 1) * ROUTED_PER_FILE).map((s, i) => traffic(serviceName(s), i === 0 ? firstWeight : 90));
-  const trafficFiles = Math.ceil(routed.length / ROUTED_PER_FILE);
-  for (let index = 0; index < trafficFiles; index++) write(fileName('traffic', index), trafficDocs(index));
-  return {
-    dir,
-    files,
-    routedServices: routed.length,
-    workloadFiles,
-    trafficFiles,
-    workloadsFile: (index, address) => ({ name: fileName('workloads', index), content: workloadsDocs(index, address).join('\n---\n') + '\n' }),
-    trafficFile: (index, weight) => ({ name: fileName('traffic', index), content: trafficDocs(index, weight).join('\n---\n') + '\n' }),
-  };
-}
-
-/** Writes next to the target under a hidden name (the loader skips those), then renames over it. */
-function writeAtomically(file: string, content: string): number {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(temp, content);
-  fs.renameSync(temp, file);
-  return performance.now();
-}
-
-// ---------- the server process ----------
-
-interface ServerProcess {
-  child: ChildProcess;
-  pid: number;
-  xds: string;
-  admin: string;
-  how: string;
-}
-
-async function startServer(configDir: string, debounceMs: number, cpuProfDir: string | undefined): Promise<ServerProcess> {
-  const dist = path.join(ROOT, 'dist', 'server', 'main.js');
-  const useDist = fs.existsSync(dist);
-  const args = useDist ? [dist] : ['--import', 'tsx', path.join(ROOT, 'server', 'main.ts')];
-  const serverArgs = ['--config-dir', configDir, '--xds-address', '127.0.0.1:0', '--admin-address', '127.0.0.1:0', '--debounce-ms', String(debounceMs), '--log-level', 'info'];
-  const extra = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : [];
-  const child = spawn(process.execPath, [...extra, ...args, ...serverArgs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const how = `node ${[...extra, ...args.map((a) => path.relative(ROOT, a) || a)].join(' ')} ${serverArgs.join(' ')}`;
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  return new Promise<ServerProcess>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('mesh-server did not log "mesh-server serving" within 60 s')), 60_000);
-    const fail = (error: Error) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${error.message}\nserver stderr:\n${stderr}`));
-    };
-    child.once('exit', (code, signal) => fail(new Error(`mesh-server exited early (code ${code}, signal ${signal})`)));
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      let record: { msg?: string; xds?: string; admin?: string; level?: number };
-      try {
-        record = JSON.parse(line) as typeof record;
-      } catch {
-        return;
-      }
-      if (record.level !== undefined && record.level >= 50) process.stderr.write(`server: ${line}\n`);
-      if (record.msg === 'mesh-server serving' && record.xds && record.admin) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolve({ child, pid: child.pid!, xds: record.xds, admin: record.admin.replace(/\/$/, ''), how });
-      }
-    });
-  });
-}
-
-async function stopServer(server: ServerProcess): Promise<void> {
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => server.child.once('exit', () => resolve()));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-interface ProcSample {
-  cpuMs: number;
-  rssMb: number;
-  hwmMb: number;
-}
-
-function sampleServer(pid: number): ProcSample {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { cpuMs: (ticks * 1000) / CLK_TCK, rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
 }
 
 function benchCpuMs(): number {
@@ -397,18 +185,6 @@ function sleep(ms: number): Promise<void> {
 
 // ---------- scenarios ----------
 
-interface Distribution {
-  first: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function distribution(values: number[]): Distribution {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-  return { first: sorted[0]!, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1]! };
-}
 
 interface RoundResult {
   scenario: string;
@@ -514,7 +290,7 @@ async function main(): Promise<void> {
   let server: ServerProcess | undefined;
   const clients: SimClient[] = [];
   try {
-    server = await startServer(config.dir, settings.debounceMs, settings.cpuProfDir);
+    server = await startMeshServer({ configDir: config.dir, debounceMs: settings.debounceMs, cpuProfDir: settings.cpuProfDir });
     const serverReady = sampleServer(server.pid);
     console.log(`mesh-server pid ${server.pid} (${server.how.startsWith('node dist') ? 'built dist/server/main.js' : 'TypeScript source via tsx'}), xds ${server.xds}`);
     console.log(`config: ${settings.services} ServiceEntries, ${settings.endpoints} WorkloadEntries, ${config.routedServices} VirtualService+DestinationRule pairs in ${config.files} files under ${config.dir}`);
@@ -589,7 +365,7 @@ async function main(): Promise<void> {
     const rows = results.map((r) => [
       scenarios.find((s) => s.key === r.scenario)!.title,
       String(r.round),
-      ms(r.convergedMs.first), ms(r.convergedMs.p50), ms(r.convergedMs.p99), ms(r.convergedMs.max),
+      ms(r.convergedMs.min), ms(r.convergedMs.p50), ms(r.convergedMs.p99), ms(r.convergedMs.max),
       Object.entries(r.perTypeMs).map(([type, d]) => `${type}:${ms(d.max)}${d.clients < clients.length ? `(${d.clients})` : ''}`).join(' '),
       ms(r.serverCpuMs), ms(r.benchCpuMs),
     ]);
@@ -600,7 +376,7 @@ async function main(): Promise<void> {
         scenario: scenario.key,
         title: scenario.title,
         rounds: mine.length,
-        firstMsMedian: distribution(mine.map((r) => r.convergedMs.first)).p50,
+        firstMsMedian: distribution(mine.map((r) => r.convergedMs.min)).p50,
         p50MsMedian: distribution(mine.map((r) => r.convergedMs.p50)).p50,
         p99MsMedian: distribution(mine.map((r) => r.convergedMs.p99)).p50,
         lastAckMsMedian: distribution(maxes).p50,
@@ -661,7 +437,7 @@ async function main(): Promise<void> {
     if (!syncz.ok) process.exitCode = 1;
   } finally {
     for (const client of clients) client.ads.close();
-    if (server) await stopServer(server);
+    if (server) await stopMeshServer(server);
     fs.rmSync(config.dir, { recursive: true, force: true });
   }
 }
