@@ -122,7 +122,7 @@ test('virtualInbound on 15006 has a chain per local workload port and a passthro
   t.is(hcm.route_config.virtual_hosts[0].routes[0].route.cluster, 'inbound|8080||');
   t.deepEqual(hcm.http_filters.map((f: any) => f.name), ['envoy.filters.http.router']);
   t.deepEqual(fromStruct(webChain.metadata.filter_metadata.mesh), {
-    kind: 'http', service: 'web.default.svc.cluster.local', namespace: 'default', port: 8080, targetPort: 8080, protocol: 'HTTP', workload: '10.0.0.1',
+    kind: 'http', service: 'web.default.svc.cluster.local', namespace: 'default', port: 8080, targetPort: 8080, protocol: 'HTTP', workload: '10.0.0.1', mtlsMode: 'PERMISSIVE',
   });
   t.is(l.filter_chains.at(-1).filters[0].typed_config.cluster, 'InboundPassthroughClusterIpv4');
 });

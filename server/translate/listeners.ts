@@ -17,7 +17,10 @@ import {
   inboundClusterName,
   outboundListenerName,
 } from './names';
-import { socketAddress, toStruct, wrap, ZERO_DURATION, type ProtoObject } from './proto-values';
+import { anyOf, socketAddress, toStruct, wrap, ZERO_DURATION, type ProtoObject } from './proto-values';
+import { RBAC_NETWORK_FILTER, RBAC_NETWORK_TYPE } from './authorization';
+import type { InboundSecurity } from './inbound-security';
+import { DEFAULT_MTLS_MODE } from './peer-authentication';
 import {
   ChainClaims,
   filterChain,
@@ -138,6 +141,9 @@ export interface InboundPort {
   service: string;
   namespace: string;
   servicePort: number;
+  /** The workload's labels and its service's names, which security policies select by. */
+  labels: Readonly<Record<string, string>>;
+  serviceNames: readonly string[];
 }
 
 /** The node's workload ports, first service wins when two share an address and port. */
@@ -152,7 +158,16 @@ export function inboundPorts(workloads: readonly LocalWorkload[]): InboundPort[]
       const key = `${address ?? ''}|${targetPort}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push({ address, targetPort, protocol: port.protocol, service: service.hostname, namespace: service.namespace, servicePort: port.number });
+      out.push({
+        address,
+        targetPort,
+        protocol: port.protocol,
+        service: service.hostname,
+        namespace: service.namespace,
+        servicePort: port.number,
+        labels: endpoint.labels,
+        serviceNames: [service.hostname, ...service.aliases],
+      });
     }
   }
   return out.sort((a, b) => a.targetPort - b.targetPort || ((a.address ?? '') < (b.address ?? '') ? -1 : 1));
@@ -176,46 +191,73 @@ function inboundRouteConfiguration(targetPort: number): ProtoObject {
   };
 }
 
-function inboundChain(port: InboundPort): ProtoObject {
+/** Security of one inbound port: mTLS mode, and filters ahead of the router or tcp_proxy. */
+export type InboundSecurityOf = (port: InboundPort) => InboundSecurity;
+
+const NO_SECURITY: InboundSecurity = { mtlsMode: DEFAULT_MTLS_MODE, httpFilters: [], networkFilters: [] };
+
+/** What a STRICT port does with plaintext: nothing is allowed (an ALLOW set without policies). */
+function refusePlaintextFilter(statPrefix: string): ProtoObject {
+  return { name: RBAC_NETWORK_FILTER, typed_config: anyOf(RBAC_NETWORK_TYPE, { rules: { action: 'ALLOW', policies: {} }, stat_prefix: `tcp.${statPrefix}.` }) };
+}
+
+/**
+ * One local workload port. PERMISSIVE and DISABLE ports take any transport on one chain; a STRICT
+ * port's chain requires TLS (mTLS) and a second chain closes plaintext connections, as Istio's
+ * sidecars have no raw_buffer chain for it.
+ */
+function inboundChains(port: InboundPort, security: InboundSecurity): ProtoObject[] {
   const cluster = inboundClusterName(port.targetPort);
   const match: ProtoObject = { destination_port: wrap(port.targetPort) };
   if (port.address) match.prefix_ranges = [{ address_prefix: port.address, prefix_len: wrap(port.address.includes(':') ? 128 : 32) }];
-  const filters = isHttpProtocol(port.protocol)
-    ? [inlineHttpConnectionManager(`inbound_0.0.0.0_${port.targetPort}`, inboundRouteConfiguration(port.targetPort))]
-    : [tcpProxy(cluster, [{ name: cluster, weight: 100 }])];
-  return {
-    name: port.address ? `${cluster}/${port.address}` : cluster,
-    filter_chain_match: match,
-    filters,
-    metadata: {
-      filter_metadata: {
-        [MESH_METADATA_KEY]: toStruct({
-          kind: isHttpProtocol(port.protocol) ? 'http' : 'tcp',
-          service: port.service,
-          namespace: port.namespace,
-          port: port.servicePort,
-          targetPort: port.targetPort,
-          protocol: port.protocol,
-          workload: port.address,
-        }),
-      },
+  const http = isHttpProtocol(port.protocol);
+  const filters = http
+    ? [inlineHttpConnectionManager(`inbound_0.0.0.0_${port.targetPort}`, inboundRouteConfiguration(port.targetPort), security.httpFilters)]
+    : [...security.networkFilters, tcpProxy(cluster, [{ name: cluster, weight: 100 }])];
+  const name = port.address ? `${cluster}/${port.address}` : cluster;
+  const metadata = (kind: string): ProtoObject => ({
+    filter_metadata: {
+      [MESH_METADATA_KEY]: toStruct({
+        kind,
+        service: port.service,
+        namespace: port.namespace,
+        port: port.servicePort,
+        targetPort: port.targetPort,
+        protocol: port.protocol,
+        workload: port.address,
+        mtlsMode: security.mtlsMode,
+      }),
     },
-  };
+  });
+  const strict = security.mtlsMode === 'STRICT';
+  const chain: ProtoObject = { name, filter_chain_match: strict ? { ...match, transport_protocol: 'tls' } : match, filters, metadata: metadata(http ? 'http' : 'tcp') };
+  if (!strict) return [chain];
+  return [
+    chain,
+    {
+      name: `${name}/plaintext`,
+      filter_chain_match: { ...match, transport_protocol: 'raw_buffer' },
+      filters: [refusePlaintextFilter(cluster), tcpProxy(BLACKHOLE_CLUSTER, [{ name: BLACKHOLE_CLUSTER, weight: 100 }])],
+      metadata: metadata('plaintext-refused'),
+    },
+  ];
 }
 
 /** The inbound capture listener: one chain per local workload port, the rest passed through. */
-export function buildVirtualInboundListener(ports: readonly InboundPort[]): ProtoObject {
-  const chains = ports.map(inboundChain);
+export function buildVirtualInboundListener(ports: readonly InboundPort[], securityOf: InboundSecurityOf = () => NO_SECURITY): ProtoObject {
+  const chains = ports.flatMap((port) => inboundChains(port, securityOf(port)));
   chains.push({
     name: 'virtualInbound-passthrough',
     filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, [{ name: INBOUND_PASSTHROUGH_CLUSTER, weight: 100 }])],
     metadata: { filter_metadata: { [MESH_METADATA_KEY]: toStruct({ kind: 'passthrough' }) } },
   });
+  const transportMatched = chains.some((c) => (c.filter_chain_match as ProtoObject | undefined)?.transport_protocol !== undefined);
   return {
     name: VIRTUAL_INBOUND_LISTENER,
     address: socketAddress('0.0.0.0', INBOUND_CAPTURE_PORT),
     traffic_direction: 'INBOUND',
-    listener_filters: [originalDstFilter()],
+    // transport_protocol is only known to chain matching once tls_inspector has looked.
+    listener_filters: transportMatched ? [originalDstFilter(), tlsInspector()] : [originalDstFilter()],
     filter_chains: chains,
   };
 }

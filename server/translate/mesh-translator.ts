@@ -22,6 +22,8 @@ import { GenerationCache } from './generation-cache';
 import { encodeResource } from './hash';
 import { buildOutboundPortListener, buildVirtualInboundListener, buildVirtualOutboundListener, inboundPorts, outboundPorts, portKind, type InboundPort } from './listeners';
 import { ModelIndex } from './model-index';
+import { SecurityPolicies, type InboundSecurity } from './inbound-security';
+import { isHttpProtocol } from '../registry/service';
 import { declaresProxylessGrpc, nodeIdentity, NodeMetadataKey, sourceMatchKey, type NodeIdentity } from './node-identity';
 import { buildApiListener, resolveTarget } from './proxyless';
 import { buildPortRouteConfiguration, buildTargetRouteConfiguration, servicesOnPort } from './route-configs';
@@ -207,7 +209,8 @@ class ModelState {
   private readonly contexts = new Map<string, ClientContextState>();
   private readonly contextOf = new Map<NodeIdentity, ClientContextState>();
   private readonly scopes = new Map<string, SidecarScope>();
-  private readonly inbound = new WeakMap<NodeIdentity, { ports: InboundPort[]; key: string }>();
+  private readonly inbound = new WeakMap<NodeIdentity, { ports: InboundPort[]; security: Map<InboundPort, InboundSecurity>; key: string }>();
+  private readonly security: SecurityPolicies;
   /** Config depends on the client's labels only when some route or rule selects by them. */
   private readonly labelSensitive: boolean;
 
@@ -216,6 +219,7 @@ class ModelState {
     readonly encoded: EncodedCaches,
   ) {
     this.index = new ModelIndex(model);
+    this.security = new SecurityPolicies(model);
     this.labelSensitive = this.index.usesSourceMatch || this.index.destinationRules.some((r) => r.spec.workloadSelector !== undefined);
     this.inputsKey = `${model.trustDomain}|${model.rootNamespace}|${registryShape(this.index.services)}`;
   }
@@ -282,21 +286,23 @@ class ModelState {
   }
 
   virtualInbound(identity: NodeIdentity): EncodedResource {
-    // The listener is a function of the node's workload ports alone, so nodes whose workloads
-    // did not change keep their encoded listener across models.
-    const { ports, key } = this.inboundPorts(identity);
+    // The listener is a function of the node's workload ports and of the security each gets, so
+    // nodes whose workloads and policies did not change keep their encoded listener across models.
+    const { ports, security, key } = this.inboundPorts(identity);
     return this.encoded.inboundListeners.get(key, () => {
-      const listener = buildVirtualInboundListener(ports);
+      const listener = buildVirtualInboundListener(ports, (port) => security.get(port)!);
       return this.encoded.encode(TypeUrl.Listener, listener.name as string, listener);
     });
   }
 
-  /** The node's workload ports, and as a key what the inbound side is built from. */
-  inboundPorts(identity: NodeIdentity): { ports: InboundPort[]; key: string } {
+  /** The node's workload ports with their security, and as a key what the inbound side is built from. */
+  inboundPorts(identity: NodeIdentity): { ports: InboundPort[]; security: Map<InboundPort, InboundSecurity>; key: string } {
     let known = this.inbound.get(identity);
     if (!known) {
       const ports = inboundPorts(identity.workloads);
-      this.inbound.set(identity, (known = { ports, key: JSON.stringify(ports) }));
+      const security = new Map(ports.map((port) => [port, this.security.forPort(port, port.targetPort, isHttpProtocol(port.protocol))]));
+      const key = JSON.stringify(ports.map((port) => [port, security.get(port)]));
+      this.inbound.set(identity, (known = { ports, security, key }));
     }
     return known;
   }

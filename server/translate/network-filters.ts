@@ -14,10 +14,11 @@ export function routerHttpFilter(): ProtoObject {
   return { name: FilterName.router, typed_config: anyOf(ProtoType.router, {}) };
 }
 
-export function httpConnectionManagerConfig(fields: ProtoObject, withFault: boolean): ProtoObject {
+/** `before` are filters that run ahead of fault and router (inbound: jwt_authn and RBAC). */
+export function httpConnectionManagerConfig(fields: ProtoObject, withFault: boolean, before: readonly ProtoObject[] = []): ProtoObject {
   return anyOf(ProtoType.httpConnectionManager, {
     ...fields,
-    http_filters: withFault ? [faultHttpFilter(), routerHttpFilter()] : [routerHttpFilter()],
+    http_filters: withFault ? [...before, faultHttpFilter(), routerHttpFilter()] : [...before, routerHttpFilter()],
   });
 }
 
@@ -30,10 +31,10 @@ export function rdsHttpConnectionManager(statPrefix: string, routeConfigName: st
 }
 
 /** HCM with its route configuration inline (inbound chains, which have a single fixed route). */
-export function inlineHttpConnectionManager(statPrefix: string, routeConfig: ProtoObject): ProtoObject {
+export function inlineHttpConnectionManager(statPrefix: string, routeConfig: ProtoObject, httpFilters: readonly ProtoObject[] = []): ProtoObject {
   return {
     name: FilterName.httpConnectionManager,
-    typed_config: httpConnectionManagerConfig({ stat_prefix: statPrefix, route_config: routeConfig }, false),
+    typed_config: httpConnectionManagerConfig({ stat_prefix: statPrefix, route_config: routeConfig }, false, httpFilters),
   };
 }
 
