@@ -3,6 +3,7 @@
 // this file only maps the command line onto them.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { analyzeCommand, analyzeServerCommand } from './analyze';
+import { demoCommand } from './demo/demo';
 import { DEFAULT_AGENT_URL, PROXY_CONFIG_KINDS, proxyConfigCommand, type ProxyConfigKind } from './proxy-config';
 import { DEFAULT_ADMIN_URL, proxyStatusCommand } from './proxy-status';
 import { redirectCommand, type RedirectAction, type RedirectCommandOptions } from './redirect';
@@ -82,6 +83,13 @@ for (const action of ['install', 'verify', 'remove'] as const satisfies readonly
     .option('--no-ipv6', 'leave IPv6 alone')
     .action(async (options: RedirectCommandOptions) => finish(await redirectCommand(action, options, io)));
 }
+
+program
+  .command('demo')
+  .description('run the whole mesh on this machine (root): mesh-server and four hosts simulated with network namespaces, each with mesh-agent and Bookinfo apps; Ctrl-C removes it all')
+  .option('--config-dir <dir>', 'Istio YAML for mesh-server (default: the checkout\'s examples/)')
+  // Exit explicitly: the demo has stopped everything it started, and nothing else should keep it alive.
+  .action(async (options: { configDir?: string }) => process.exit(await demoCommand({ configDir: options.configDir }, io)));
 
 program.parseAsync().catch((error: unknown) => {
   io.stderr(`meshctl: ${error instanceof Error ? error.message : String(error)}`);
