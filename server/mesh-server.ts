@@ -13,14 +13,21 @@ import { ConsulSource, type ConsulSourceOptions } from './sources/consul-source'
 import type { RegistrySource, SourceStatus } from './sources/source';
 import { MeshTranslator } from './translate/mesh-translator';
 import { AdsServer } from './xds/ads-server';
+import { loadCaKeys, type CaKeys, type PluggedInCa } from './ca/ca-keys';
+import { callerNode } from './ca/caller-node';
+import { CertificateService } from './ca/certificate-service';
+import { JoinTokens, loadOrCreateJoinSecret } from './ca/join-token';
+import { ServingIdentity } from './ca/serving-identity';
 
 export interface MeshServerOptions {
   logger: Logger;
   configDir: string;
   /** Consul catalog settings; omitted, the mesh is defined by files alone. */
   consul?: Omit<ConsulSourceOptions, 'logger'>;
-  /** Plaintext xDS listen address `host:port` (port 0 picks one). */
-  xdsAddress: string;
+  /** Plaintext xDS listen address `host:port` (port 0 picks one); development only, omitted = not served. */
+  xdsAddress?: string;
+  /** xDS and the CA over TLS (:15012), agents authenticated by their node certificates. */
+  secure?: SecureXdsOptions;
   /** Admin HTTP listen address `host:port`. */
   adminAddress: string;
   debounceMs?: number;
@@ -28,8 +35,30 @@ export interface MeshServerOptions {
   rootNamespace?: string;
 }
 
+export interface SecureXdsOptions {
+  /** `host:port` of the TLS port (port 0 picks one). */
+  address: string;
+  /** Where a generated root and the join-token secret are kept (0600). */
+  caStateDir: string;
+  /** An operator's CA instead of a generated root. */
+  pluggedIn?: PluggedInCa;
+  /** More roots to trust while rotating (see CaKeysOptions). */
+  additionalRootFiles?: string[];
+  /** URI SAN of the server's certificate; default spiffe://TRUST_DOMAIN/ns/ROOT_NAMESPACE/sa/mesh-server. */
+  servingIdentity?: string;
+  /** DNS names and IPs agents may dial the server by, put into its certificate. */
+  servingDnsNames?: string[];
+  servingIpAddresses?: string[];
+  /** Lifetime of issued leaves when the CSR asks for none; default 24 h. */
+  leafTtlMs?: number;
+  maxLeafTtlMs?: number;
+}
+
 export interface MeshServerAddresses {
+  /** Where xDS is served: the plaintext port when enabled, else the TLS port. */
   xds: { host: string; port: number };
+  plaintextXds?: { host: string; port: number };
+  secureXds?: { host: string; port: number };
   admin: AdminAddress;
 }
 
@@ -40,6 +69,12 @@ export class MeshServer {
   private readonly consul?: ConsulSource;
   private readonly ads: AdsServer;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  /** A server of its own so the CA is never reachable on the plaintext port. */
+  private readonly secureGrpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  private caKeys?: CaKeys;
+  private joinTokens?: JoinTokens;
+  private servingIdentity?: ServingIdentity;
+  certificateService?: CertificateService;
   private readonly admin: AdminServer;
   private model?: MeshModel;
   private modelVersion = 0;
@@ -56,6 +91,16 @@ export class MeshServer {
       debounceMs: options.debounceMs,
     });
     this.ads.bind(this.grpcServer);
+    if (options.secure) {
+      const trustDomain = this.trustDomain();
+      this.ads.bind(this.secureGrpcServer, (call, nodeId) => {
+        const caller = callerNode(call, trustDomain);
+        if (caller.kind === 'none') return { code: grpc.status.UNAUTHENTICATED, message: 'xDS on the TLS port needs a client certificate issued by this mesh (a node certificate); bootstrap with a join token first' };
+        if (caller.kind === 'other') return { code: grpc.status.PERMISSION_DENIED, message: `the client certificate may not subscribe to xDS: ${caller.reason}` };
+        if (caller.node !== nodeId) return { code: grpc.status.PERMISSION_DENIED, message: `the client certificate is node "${caller.node}"'s; it may not subscribe as node.id "${nodeId}"` };
+        return undefined;
+      });
+    }
     this.admin = createAdminServer({
       logger: this.logger,
       metrics: this.metrics,
@@ -70,13 +115,12 @@ export class MeshServer {
   async start(): Promise<MeshServerAddresses> {
     if (this.started) throw new Error('mesh-server already started');
     this.started = true;
-    const xdsListen = parseListenAddress(this.options.xdsAddress, 'xDS address');
+    if (!this.options.xdsAddress && !this.options.secure) throw new Error('mesh-server needs a plaintext xDS address, the TLS port, or both');
     const adminListen = parseListenAddress(this.options.adminAddress, 'admin address');
-    const xdsPort = await new Promise<number>((resolve, reject) => {
-      const host = xdsListen.host.includes(':') ? `[${xdsListen.host}]` : xdsListen.host;
-      this.grpcServer.bindAsync(`${host}:${xdsListen.port}`, grpc.ServerCredentials.createInsecure(), (error, port) =>
-        error ? reject(new Error(`xDS ${this.options.xdsAddress}: ${error.message}`)) : resolve(port));
-    });
+    const plaintextXds = this.options.xdsAddress
+      ? await bindGrpc(this.grpcServer, this.options.xdsAddress, 'xDS address', grpc.ServerCredentials.createInsecure())
+      : undefined;
+    const secureXds = this.options.secure ? await this.startSecure(this.options.secure) : undefined;
     const admin = await this.admin.listen(adminListen.host, adminListen.port);
 
     this.configDir.onChange(() => this.rebuild('config'));
@@ -89,15 +133,85 @@ export class MeshServer {
     }
     await Promise.all([this.configDir.start(), this.consul?.start()]);
     this.rebuild('start');
-    this.logger.info({ xds: `${xdsListen.host}:${xdsPort}`, admin: admin.url, configDir: this.options.configDir, consul: this.consul ? this.options.consul!.address : undefined }, 'mesh-server serving');
-    if (xdsListen.host !== '127.0.0.1' && xdsListen.host !== '::1') {
-      this.logger.warn({ xds: `${xdsListen.host}:${xdsPort}` }, 'xDS is served in plaintext; use it only on a trusted network');
+    const show = (at?: { host: string; port: number }) => (at ? `${at.host}:${at.port}` : undefined);
+    this.logger.info({ xds: show(plaintextXds), secureXds: show(secureXds), admin: admin.url, configDir: this.options.configDir, consul: this.consul ? this.options.consul!.address : undefined }, 'mesh-server serving');
+    if (plaintextXds && plaintextXds.host !== '127.0.0.1' && plaintextXds.host !== '::1') {
+      this.logger.warn({ xds: show(plaintextXds) }, 'xDS is served in plaintext; use it only on a trusted network');
     }
-    return { xds: { host: xdsListen.host, port: xdsPort }, admin };
+    return { xds: (plaintextXds ?? secureXds)!, plaintextXds, secureXds, admin };
+  }
+
+  /** Issues a join token for `node` (what `meshctl bootstrap` prints); needs the TLS port configured. */
+  issueJoinToken(node: string, ttlMs?: number): string {
+    if (!this.joinTokens) throw new Error('join tokens need the TLS port (secure xDS) configured');
+    return this.joinTokens.issue(node, ttlMs ? { ttlMs } : {});
+  }
+
+  /** The roots agents trust, PEM; undefined without the TLS port. */
+  trustBundlePem(): string | undefined {
+    return this.caKeys?.trustBundle.pem;
+  }
+
+  private trustDomain(): string {
+    return this.options.trustDomain ?? 'cluster.local';
+  }
+
+  private async startSecure(secure: SecureXdsOptions): Promise<{ host: string; port: number }> {
+    const trustDomain = this.trustDomain();
+    this.caKeys = await this.loadCaKeys(secure);
+    this.logger.info({ origin: this.caKeys.origin, root: this.caKeys.root.subject, roots: this.caKeys.trustBundle.roots.length }, 'CA ready');
+    this.joinTokens = new JoinTokens(await loadOrCreateJoinSecret(secure.caStateDir));
+    this.certificateService = new CertificateService({
+      trustDomain,
+      keys: () => this.caKeys!,
+      tokens: this.joinTokens,
+      model: () => this.model,
+      logger: this.logger.child({ component: 'ca' }),
+      defaultTtlMs: secure.leafTtlMs,
+      maxTtlMs: secure.maxLeafTtlMs,
+    });
+    this.certificateService.bind(this.secureGrpcServer);
+    const listen = parseListenAddress(secure.address, 'secure xDS address');
+    this.servingIdentity = new ServingIdentity({
+      keys: () => this.caKeys!,
+      names: {
+        spiffeId: secure.servingIdentity ?? `spiffe://${trustDomain}/ns/${this.options.rootNamespace ?? 'istio-system'}/sa/mesh-server`,
+        dnsNames: secure.servingDnsNames ?? ['localhost'],
+        ipAddresses: secure.servingIpAddresses ?? (listen.host === '0.0.0.0' || listen.host === '::' ? ['127.0.0.1'] : [listen.host]),
+      },
+      ttlMs: secure.leafTtlMs,
+      logger: this.logger.child({ component: 'ca' }),
+    });
+    this.servingIdentity.renew();
+    // Clients without a valid certificate still get through the handshake (the join-token path); the
+    // CA service and the ADS authorizer then see no verified certificate and refuse what needs one.
+    const source = this.servingIdentity.source;
+    const credentials = grpc.experimental.createCertificateProviderServerCredentials(source, source, false);
+    return bindGrpc(this.secureGrpcServer, secure.address, 'secure xDS address', credentials);
+  }
+
+  private loadCaKeys(secure: SecureXdsOptions): Promise<CaKeys> {
+    return loadCaKeys({ trustDomain: this.trustDomain(), stateDir: secure.caStateDir, pluggedIn: secure.pluggedIn, additionalRootFiles: secure.additionalRootFiles });
+  }
+
+  /**
+   * Re-reads the CA material (root rotation: a new root in the additional roots, then a new signing CA,
+   * then the old root dropped). New leaves and the server's own certificate carry the new bundle.
+   */
+  async reloadCa(): Promise<void> {
+    if (!this.options.secure || !this.caKeys) return;
+    const keys = await this.loadCaKeys(this.options.secure);
+    const changed = keys.trustBundle.pem !== this.caKeys.trustBundle.pem || keys.signingCertificate.serialNumber !== this.caKeys.signingCertificate.serialNumber;
+    this.caKeys = keys;
+    if (changed) {
+      this.logger.info({ root: keys.root.subject, roots: keys.trustBundle.roots.length }, 'CA material changed');
+      this.servingIdentity!.renew();
+    }
   }
 
   /** Re-reads every config file (SIGHUP, POST /debug/reload). */
   async reload(): Promise<void> {
+    await this.reloadCa();
     await this.configDir.reload();
     this.metrics.configReloaded();
     this.rebuild('reload');
@@ -118,10 +232,11 @@ export class MeshServer {
   /** Stops accepting, ends xDS streams cleanly (clients reconnect elsewhere), stops the sources. */
   async stop(): Promise<void> {
     this.ads.close();
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => { this.grpcServer.forceShutdown(); resolve(); }, 5000);
-      this.grpcServer.tryShutdown(() => { clearTimeout(force); resolve(); });
-    });
+    this.servingIdentity?.stop();
+    await Promise.all([this.grpcServer, this.secureGrpcServer].map((server) => new Promise<void>((resolve) => {
+      const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 5000);
+      server.tryShutdown(() => { clearTimeout(force); resolve(); });
+    })));
     await Promise.all([this.configDir.stop(), this.consul?.stop(), this.admin.close()]);
   }
 
@@ -141,7 +256,7 @@ export class MeshServer {
       services,
       issues: [...snapshot.issues, ...issues],
       rootNamespace: this.options.rootNamespace ?? 'istio-system',
-      trustDomain: this.options.trustDomain ?? 'cluster.local',
+      trustDomain: this.trustDomain(),
     };
     const previousErrors = new Set(this.model?.issues.map(formatIssue));
     for (const issue of model.issues) {
@@ -154,6 +269,15 @@ export class MeshServer {
     this.logger.debug({ version: model.version, cause, services: services.size }, 'model rebuilt');
     this.ads.setModel(model);
   }
+}
+
+function bindGrpc(server: grpc.Server, address: string, what: string, credentials: grpc.ServerCredentials): Promise<{ host: string; port: number }> {
+  const listen = parseListenAddress(address, what);
+  const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${listen.port}`, credentials, (error, port) =>
+      error ? reject(new Error(`${what} ${address}: ${error.message}`)) : resolve({ host: listen.host, port }));
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // Tests of SPIFFE ID parsing and formatting against the SPIFFE ID spec's rules, including the
 // spellings an attacker would try to make two IDs look alike.
 import test from 'ava';
-import { formatWorkloadId, parseSpiffeId, parseWorkloadId } from './spiffe';
+import { formatNodeId, formatWorkloadId, parseNodeId, parseSpiffeId, parseWorkloadId } from './spiffe';
 
 test('a workload ID parses into trust domain, namespace and service account', (t) => {
   const parsed = parseWorkloadId('spiffe://cluster.local/ns/shop/sa/reviews-v1');
@@ -50,4 +50,13 @@ test('formatting refuses names that would produce an invalid or ambiguous ID', (
   t.false(formatWorkloadId({ trustDomain: 'Cluster.local', namespace: 'a', serviceAccount: 'b' }).ok);
   t.false(formatWorkloadId({ trustDomain: 'cluster.local', namespace: '..', serviceAccount: 'b' }).ok);
   t.false(formatWorkloadId({ trustDomain: 'cluster.local', namespace: 'a', serviceAccount: '' }).ok);
+});
+
+test('a node identity round-trips and is never mistaken for a workload identity', (t) => {
+  const id = formatNodeId('cluster.local', 'host-a.example');
+  t.deepEqual(id, { ok: true, value: 'spiffe://cluster.local/node/host-a.example' });
+  t.deepEqual(parseNodeId('spiffe://cluster.local/node/host-a.example'), { ok: true, value: { trustDomain: 'cluster.local', node: 'host-a.example' } });
+  t.false(parseNodeId('spiffe://cluster.local/ns/node/sa/x').ok);
+  t.false(parseWorkloadId('spiffe://cluster.local/node/host-a').ok);
+  t.false(formatNodeId('cluster.local', '../x').ok);
 });

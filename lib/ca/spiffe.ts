@@ -92,3 +92,22 @@ export function formatWorkloadId(identity: WorkloadIdentity): SpiffeResult<strin
   }
   return { ok: true, value: uri };
 }
+
+/**
+ * A mesh-agent's own identity, `spiffe://TD/node/NODE`: what its join token and its node certificate
+ * prove, and what authenticates it to the CA and to xDS. Two path segments, so it never collides with
+ * a workload's four-segment `ns/NAMESPACE/sa/SERVICE_ACCOUNT`.
+ */
+export function formatNodeId(trustDomain: string, node: string): SpiffeResult<string> {
+  const problem = validateTrustDomain(trustDomain) ?? validatePathSegment(node);
+  if (problem) return fail(problem);
+  return { ok: true, value: `${SCHEME}${trustDomain}/node/${node}` };
+}
+
+export function parseNodeId(uri: string): SpiffeResult<{ trustDomain: string; node: string }> {
+  const parsed = parseSpiffeId(uri);
+  if (!parsed.ok) return parsed;
+  const { trustDomain, segments } = parsed.value;
+  if (segments.length !== 2 || segments[0] !== 'node') return fail(`"${uri}" is not of the form spiffe://TRUST_DOMAIN/node/NODE`);
+  return { ok: true, value: { trustDomain, node: segments[1]! } };
+}

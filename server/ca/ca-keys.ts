@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CaError } from './ca-error';
 import { ensurePrivateDir, exists, writeAtomic } from './state-files';
 import { oid, TAG, tlv } from './der';
-import { ECDSA_P256, subtle, x509, type CryptoKeyPair } from './x509';
+import { ECDSA_P256, subtle, x509, type CryptoKeyPair } from '../../lib/ca/x509';
 
 export const GENERATED_ROOT_CERT_FILE = 'root-cert.pem';
 export const GENERATED_ROOT_KEY_FILE = 'root-key.pem';

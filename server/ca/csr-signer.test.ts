@@ -10,7 +10,7 @@ import { loadCaKeys, type CaKeys } from './ca-keys';
 import { CLOCK_SKEW_MS, DEFAULT_LEAF_TTL_MS, MAX_CSR_BYTES, signCsr, type SignRequest } from './csr-signer';
 import { entitlementsFromModel } from './entitlements';
 import { generateKeys, makeCsr, modelWith, uriSan, writeTestCa } from './testing';
-import { x509 } from './x509';
+import { x509 } from '../../lib/ca/x509';
 
 const TD = 'cluster.local';
 const WEB = 'spiffe://cluster.local/ns/shop/sa/web';

@@ -1,10 +1,11 @@
 // Turns an agent's CSR into a short-lived X.509-SVID leaf, after checking the CSR's signature, key
 // type and its single SPIFFE URI SAN, and that the requesting node runs a workload with that identity.
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import { CaError, type CaErrorCode } from './ca-error';
 import { randomSerial, type CaKeys } from './ca-keys';
 import { children, content, DerError, expect, oid, readTlv, TAG, time, tlv, whole, type Tlv } from './der';
-import { parseWorkloadId } from './spiffe';
+import { parseNodeId, parseWorkloadId } from '../../lib/ca/spiffe';
 
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600 * 1000;
 /** Leaves start this far in the past so a peer whose clock runs slow accepts them at once. */
@@ -17,6 +18,8 @@ export interface SignRequest {
   requester: { node: string };
   /** Identities the node may obtain (see entitlements.ts); unknown nodes get an empty set. */
   allowedIdentities: (node: string) => ReadonlySet<string>;
+  /** The refusal's wording when the identity is not allowed; default: the registry's view. */
+  explainRefusal?: (node: string, spiffeId: string) => string;
   ttlMs?: number;
   now?: Date;
 }
@@ -196,7 +199,10 @@ function requireSpiffeSan(csr: ParsedCsr, trustDomain: string): string {
   }
   if (only!.value.some((byte) => byte > 0x7e || byte < 0x21)) reject('csr-bad-san', "the CSR's URI SAN is not printable ASCII");
   const uri = Buffer.from(only!.value).toString('ascii');
-  const parsed = parseWorkloadId(uri);
+  // A node identity (spiffe://TD/node/NODE) is the other shape the mesh issues; which one a caller may
+  // have is the entitlement check's business.
+  const node = parseNodeId(uri);
+  const parsed = node.ok ? node : parseWorkloadId(uri);
   if (!parsed.ok) reject('csr-bad-san', `the CSR's URI SAN is not a valid workload SPIFFE ID: ${parsed.reason}`);
   if (parsed.value.trustDomain !== trustDomain) {
     reject('csr-wrong-trust-domain', `the CSR asks for ${uri}, but this CA issues only in trust domain "${trustDomain}"`);
@@ -265,8 +271,44 @@ export function signCsr(keys: CaKeys, trustDomain: string, csrInput: string | Ui
   const spiffeId = requireSpiffeSan(csr, trustDomain);
   const { node } = request.requester;
   if (!request.allowedIdentities(node).has(spiffeId)) {
-    reject('csr-not-entitled', `node "${node}" runs no workload with identity ${spiffeId} according to the registry`);
+    reject('csr-not-entitled', request.explainRefusal?.(node, spiffeId) ?? `node "${node}" runs no workload with identity ${spiffeId} according to the registry`);
   }
+  const leaf = issueLeaf(keys, csr.subjectPublicKeyInfo, tlv(URI_TAG, Buffer.from(spiffeId, 'ascii')), now, ttlMs);
+  return { ...leaf, spiffeId };
+}
+
+/** The names of a serving certificate: one SPIFFE URI plus DNS names and IP addresses clients dial. */
+export interface ServingNames {
+  spiffeId: string;
+  dnsNames: readonly string[];
+  ipAddresses: readonly string[];
+}
+
+/**
+ * A leaf for mesh-server's own TLS port, signed in-process (the server holds the CA key, so a CSR
+ * round trip would prove nothing). Clients may check it by SPIFFE ID, DNS name or IP.
+ */
+export function issueServingCertificate(keys: CaKeys, subjectPublicKeyInfo: Uint8Array, names: ServingNames, options: { ttlMs?: number; now?: Date } = {}): Omit<SignedLeaf, 'spiffeId'> {
+  const generalNames = [tlv(URI_TAG, Buffer.from(names.spiffeId, 'ascii'))];
+  for (const dns of names.dnsNames) generalNames.push(tlv(0x82, Buffer.from(dns, 'ascii')));
+  for (const ip of names.ipAddresses) generalNames.push(tlv(0x87, ipBytes(ip)));
+  return issueLeaf(keys, subjectPublicKeyInfo, Buffer.concat(generalNames), options.now ?? new Date(), options.ttlMs ?? DEFAULT_LEAF_TTL_MS);
+}
+
+function ipBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
+  if (!isIPv6(ip)) throw new RangeError(`"${ip}" is not an IP address`);
+  const [head = '', tail = ''] = ip.split('::');
+  const groups = (part: string) => (part ? part.split(':') : []);
+  const h = groups(head);
+  const t = groups(tail);
+  const all = ip.includes('::') ? [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  const bytes = Buffer.alloc(16);
+  all.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  return bytes;
+}
+
+function issueLeaf(keys: CaKeys, subjectPublicKeyInfo: Uint8Array, generalNames: Buffer, now: Date, ttlMs: number): Omit<SignedLeaf, 'spiffeId'> {
   const template = issuerTemplate(keys);
   // A leaf must not outlive the certificate that vouches for it; X.509 times have whole seconds.
   const notAfter = new Date(Math.floor(Math.min(now.getTime() + ttlMs, template.notAfterMs) / 1000) * 1000);
@@ -278,15 +320,15 @@ export function signCsr(keys: CaKeys, trustDomain: string, csrInput: string | Ui
     template.issuerName,
     tlv(TAG.sequence, time(new Date(now.getTime() - CLOCK_SKEW_MS)), time(notAfter)),
     EMPTY_NAME,
-    csr.subjectPublicKeyInfo,
+    subjectPublicKeyInfo,
     tlv(TAG.context3, tlv(TAG.sequence,
       template.fixedExtensions,
       // Critical because the subject is empty (RFC 5280 4.2.1.6).
-      extension('2.5.29.17', true, tlv(TAG.sequence, tlv(URI_TAG, Buffer.from(spiffeId, 'ascii')))),
-      extension('2.5.29.14', false, tlv(TAG.octetString, keyIdentifier(csr.subjectPublicKeyInfo))),
+      extension('2.5.29.17', true, tlv(TAG.sequence, generalNames)),
+      extension('2.5.29.14', false, tlv(TAG.octetString, keyIdentifier(subjectPublicKeyInfo))),
     )),
   );
   const signature = sign(keys.signingKey.digest, tbs, keys.signingKey.key);
   const certificate = tlv(TAG.sequence, tbs, keys.signingKey.algorithmIdentifier, tlv(TAG.bitString, Buffer.from([0]), signature));
-  return { certificatePem: toPem(certificate), chainPem: keys.chainPem, notAfter, spiffeId, serialNumber };
+  return { certificatePem: toPem(certificate), chainPem: keys.chainPem, notAfter, serialNumber };
 }

@@ -1,7 +1,7 @@
 // Which SPIFFE identities each mesh-agent may obtain certificates for, derived from the registry:
 // a node is entitled to the identity of every workload the model says runs on it, and nothing else.
 import type { MeshModel } from '../model/mesh-model';
-import { formatWorkloadId } from './spiffe';
+import { formatWorkloadId } from '../../lib/ca/spiffe';
 
 export type IdentitiesByNode = ReadonlyMap<string, ReadonlySet<string>>;
 

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { MeshModel } from '../model/mesh-model';
 import type { Endpoint, Service } from '../registry/service';
-import { subtle, x509, type CryptoKeyPair } from './x509';
+import { subtle, x509, type CryptoKeyPair } from '../../lib/ca/x509';
 
 export type TestKeyType = 'p256' | 'p384' | 'rsa';
 

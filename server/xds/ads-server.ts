@@ -50,7 +50,13 @@ export interface AdsServerStats {
 }
 
 /** Requests arrive as bytes (parsed by parseDiscoveryRequest); responses leave as encoded bytes. */
-type AdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
+export type AdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
+
+/**
+ * Decides whether the caller of a stream may speak for `nodeId` (on the mTLS port: the node its
+ * certificate names); a refusal ends the stream with that status and message.
+ */
+export type AdsNodeAuthorizer = (call: AdsCall, nodeId: string) => { code: grpc.status; message: string } | undefined;
 
 /** Make-before-break order for SotW ADS (Envoy's xDS protocol, "eventual consistency considerations"). */
 const PUSH_ORDER: readonly ResourceTypeUrl[] = [
@@ -113,6 +119,7 @@ interface AdsStream {
   log: Logger;
   readonly types: Map<ResourceTypeUrl, TypeState>;
   closed: boolean;
+  readonly authorize: AdsNodeAuthorizer | undefined;
 }
 
 /** What one client gets of one type: the resources in name order and their combined version. */
@@ -253,9 +260,9 @@ export class AdsServer {
   }
 
   /** Serves StreamAggregatedResources on the given server (Delta ADS answers UNIMPLEMENTED). */
-  bind(grpcServer: grpc.Server): void {
+  bind(grpcServer: grpc.Server, authorize?: AdsNodeAuthorizer): void {
     grpcServer.addService(rawAdsServiceDefinition(), {
-      StreamAggregatedResources: (call: AdsCall) => this.openStream(call),
+      StreamAggregatedResources: (call: AdsCall) => this.openStream(call, authorize),
     });
   }
 
@@ -361,7 +368,7 @@ export class AdsServer {
     this.log.debug({ model: model.version, streams: streams.length, responses: pushed, ms: performance.now() - started }, 'model applied');
   }
 
-  private openStream(call: AdsCall): void {
+  private openStream(call: AdsCall, authorize: AdsNodeAuthorizer | undefined): void {
     if (this.closed) {
       call.emit('error', grpcError(grpc.status.UNAVAILABLE, 'xDS server is shutting down'));
       return;
@@ -375,6 +382,7 @@ export class AdsServer {
       log: this.log,
       types: new Map(),
       closed: false,
+      authorize,
     };
     this.streams.set(id, stream);
     call.on('data', (bytes: Buffer) => {
@@ -437,6 +445,8 @@ export class AdsServer {
       if (!NODE_ID_PATTERN.test(id)) {
         return this.fail(stream, grpc.status.INVALID_ARGUMENT, `node.id ${JSON.stringify(id)} is not 1 to 512 printable ASCII characters without spaces`);
       }
+      const refusal = stream.authorize?.(stream.call, id);
+      if (refusal) return this.fail(stream, refusal.code, refusal.message);
       stream.node = { id, cluster: node.cluster ?? '', metadata: structToJson(node.metadata) };
       stream.log = this.log.child({ stream: stream.id, node: id });
       this.observer.streamOpened(id);
