@@ -31,10 +31,29 @@ export interface MeshServerProcess {
   source: 'dist' | 'tsx';
 }
 
-/** `node dist/<program>/main.js` when it exists, else `node --import tsx <program>/main.ts`. */
+/**
+ * `node dist/<program>/main.js` when the build is newer than every source it comes from, else
+ * `node --import tsx <program>/main.ts`: a stale build would measure code that no longer exists.
+ */
 export function programArgs(program: 'server' | 'agent'): { args: string[]; source: 'dist' | 'tsx' } {
   const dist = path.join(REPO_ROOT, 'dist', program, 'main.js');
-  return fs.existsSync(dist) ? { args: [dist], source: 'dist' } : { args: ['--import', 'tsx', path.join(REPO_ROOT, program, 'main.ts')], source: 'tsx' };
+  const built = fs.existsSync(dist) ? fs.statSync(dist).mtimeMs : -1;
+  if (built > 0 && newestSourceMs([program, 'lib']) <= built) return { args: [dist], source: 'dist' };
+  return { args: ['--import', 'tsx', path.join(REPO_ROOT, program, 'main.ts')], source: 'tsx' };
+}
+
+function newestSourceMs(dirs: readonly string[]): number {
+  let newest = 0;
+  const visit = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules' && entry.name !== 'build') visit(full);
+      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
+    }
+  };
+  for (const dir of dirs) visit(path.join(REPO_ROOT, dir));
+  return newest;
 }
 
 export async function startMeshServer(options: MeshServerOptions): Promise<MeshServerProcess> {
