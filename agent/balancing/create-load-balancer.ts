@@ -1,6 +1,6 @@
 // Reads a decoded Envoy Cluster into a load-balancing decision (a plain value, checked when CDS
 // arrives so that a bad cluster is NACKed) and builds the policy for each endpoint set.
-import { EndpointSet, type DecodedLoadAssignment, type Locality } from './endpoint-set';
+import { EndpointSet, type DecodedLoadAssignment, type EndpointSetOptions, type Locality } from './endpoint-set';
 import { LeastRequestLoadBalancer } from './least-request';
 import type { LoadBalancer } from './load-balancer';
 import { DEFAULT_MAGLEV_TABLE_SIZE, MaglevLoadBalancer, tableSizeProblem } from './maglev';
@@ -17,7 +17,7 @@ export interface DecodedCluster {
   ring_hash_lb_config?: { minimum_ring_size?: Wrapped; maximum_ring_size?: Wrapped; hash_function?: string };
   maglev_lb_config?: { table_size?: Wrapped };
   least_request_lb_config?: { choice_count?: Wrapped; active_request_bias?: { default_value?: number } };
-  common_lb_config?: { locality_weighted_lb_config?: object; zone_aware_lb_config?: object };
+  common_lb_config?: { locality_weighted_lb_config?: object; zone_aware_lb_config?: object; healthy_panic_threshold?: { value?: number | string } };
 }
 
 export type LbConfig =
@@ -79,15 +79,39 @@ export function lbConfigFromCluster(cluster: DecodedCluster): LbConfig {
   return config;
 }
 
+/** Envoy's healthy_panic_threshold when common_lb_config does not state one. */
+export const DEFAULT_PANIC_THRESHOLD = 50;
+
+/**
+ * The cluster's panic threshold in percent: Envoy's 50 unless stated; Istio states its
+ * minHealthPercent (0, which disables panic mode, by default) whenever outlier detection is on.
+ */
+export function panicThresholdFromCluster(cluster: DecodedCluster): number {
+  const field = cluster.common_lb_config?.healthy_panic_threshold;
+  if (field === undefined) return DEFAULT_PANIC_THRESHOLD;
+  // A Percent of 0 decodes as {} (proto3 leaves zero out).
+  const value = Number(field.value ?? 0);
+  if (!Number.isFinite(value) || value < 0 || value > 100) {
+    throw new Error(`cluster ${cluster.name ?? '(unnamed cluster)'}: common_lb_config.healthy_panic_threshold must be 0..100 (percent), got ${String(field.value)}`);
+  }
+  return value;
+}
+
 export interface BalancerOptions {
   /** The caller's locality, preferred when the cluster does not weight localities itself. */
   localLocality?: Locality;
+  /** Endpoints ejected by outlier detection (`address:port` keys), skipped like unhealthy ones. */
+  ejected?: ReadonlySet<string>;
+  /** panicThresholdFromCluster's value; absent disables panic mode. */
+  panicThreshold?: number;
 }
 
 /** The endpoint set for `cla` under `config`. */
 export function endpointSetFor(config: LbConfig, cla: DecodedLoadAssignment, options: BalancerOptions = {}): EndpointSet {
-  const setOptions: { localityWeighted: boolean; localLocality?: Locality } = { localityWeighted: config.localityWeighted };
+  const setOptions: EndpointSetOptions = { localityWeighted: config.localityWeighted };
   if (options.localLocality) setOptions.localLocality = options.localLocality;
+  if (options.ejected && options.ejected.size > 0) setOptions.ejected = options.ejected;
+  if (options.panicThreshold !== undefined) setOptions.panicThreshold = options.panicThreshold;
   return EndpointSet.fromLoadAssignment(cla, setOptions);
 }
 

@@ -25,6 +25,7 @@ export interface Endpoint {
   readonly key: string;
   readonly weight: number;
   readonly health: HealthStatus;
+  /** Routable: the health status admits it and outlier detection has not ejected it. */
   readonly healthy: boolean;
   readonly priority: number;
   readonly locality: Locality;
@@ -58,6 +59,8 @@ export interface PriorityLevel {
   readonly healthy: readonly Endpoint[];
   /** Envoy's health score: healthy share × overprovisioning factor, in integer percent capped at 100. */
   readonly health: number;
+  /** Below the panic threshold while the priorities together lack capacity: picks ignore health here. */
+  readonly panic: boolean;
   /** Percent of requests this priority receives (the "priority load"); the loads sum to 100 or all are 0. */
   readonly load: number;
   /** What request-level choices pick among: one pool, or one per locality, chosen by `poolThresholds`. */
@@ -72,6 +75,14 @@ export interface EndpointSetOptions {
   localityWeighted?: boolean;
   /** The caller's locality; traffic stays in it while it has enough healthy endpoints. */
   localLocality?: Locality;
+  /** Keys (`address:port`) of endpoints outlier detection has ejected: skipped like unhealthy ones. */
+  ejected?: ReadonlySet<string>;
+  /**
+   * Envoy's healthy_panic_threshold in percent (Istio's minHealthPercent); 0 or absent disables
+   * panic mode. A priority whose healthy share is below it, while all priorities together cannot
+   * carry the load, sends its traffic to all of its endpoints regardless of health.
+   */
+  panicThreshold?: number;
 }
 
 /** Envoy's default overprovisioning factor, in percent. */
@@ -173,6 +184,25 @@ function priorityLoads(health: readonly number[]): number[] {
   return loads;
 }
 
+/**
+ * Envoy's panic rule: priorities are judged only when their health scores together fall short of
+ * 100 (lower priorities cannot absorb the load); then each one whose plain healthy share is below
+ * the threshold is in panic.
+ */
+function panicLevels(healthy: readonly number[], sizes: readonly number[], health: readonly number[], threshold: number): boolean[] {
+  const normalizedTotal = Math.min(100, health.reduce((sum, h) => sum + h, 0));
+  return sizes.map((size, i) => threshold > 0 && normalizedTotal < 100 && (size === 0 ? 0 : (healthy[i]! * 100) / size) < threshold);
+}
+
+/** Every priority in panic: Envoy splits the load by each priority's share of all endpoints. */
+function loadsInTotalPanic(sizes: readonly number[]): number[] {
+  const total = sizes.reduce((sum, n) => sum + n, 0);
+  const loads = sizes.map((n) => (total === 0 ? 0 : Math.floor((n * 100) / total)));
+  const first = sizes.findIndex((n) => n > 0);
+  if (first >= 0) loads[first] = loads[first]! + 100 - loads.reduce((sum, l) => sum + l, 0);
+  return loads;
+}
+
 function cumulative(values: readonly number[]): Float64Array {
   const out = new Float64Array(values.length);
   let sum = 0;
@@ -214,6 +244,7 @@ export class EndpointSet {
       const priority = group.priority ?? 0;
       const locality: Locality = Object.freeze({ region: group.locality?.region ?? '', zone: group.locality?.zone ?? '', subZone: group.locality?.sub_zone ?? '' });
       const members: Endpoint[] = [];
+      const ejected = options.ejected;
       (group.lb_endpoints ?? []).forEach((lb, i) => {
         const socket = lb.endpoint?.address?.socket_address;
         if (!socket?.address) throw new Error(`${clusterName}: endpoints[${g}].lb_endpoints[${i}] has no socket address`);
@@ -222,14 +253,15 @@ export class EndpointSet {
         // Envoy treats an absent endpoint weight as 1 and rejects 0.
         const weight = Number(lb.load_balancing_weight?.value ?? 1);
         if (!Number.isInteger(weight) || weight < 1) throw new Error(`${clusterName}: endpoints[${g}].lb_endpoints[${i}].load_balancing_weight must be at least 1, got ${weight}`);
+        const key = `${socket.address}:${socket.port_value ?? 0}`;
         const endpoint: Endpoint = Object.freeze({
           index: endpoints.length,
           address: socket.address,
           port: socket.port_value ?? 0,
-          key: `${socket.address}:${socket.port_value ?? 0}`,
+          key,
           weight,
           health,
-          healthy: isHealthy(health),
+          healthy: isHealthy(health) && !(ejected?.has(key) ?? false),
           priority,
           locality,
           mesh: meshMetadata(lb.metadata?.filter_metadata),
@@ -249,26 +281,30 @@ export class EndpointSet {
 
     const pools: Pool[] = [];
     const ordered = [...byPriority.keys()].sort((a, b) => a - b);
-    const health = ordered.map((p) => {
-      const all = byPriority.get(p)!.flatMap((l) => l.endpoints);
-      return healthScore(all.filter((e) => e.healthy).length, all.length, factor);
-    });
-    const loads = priorityLoads(health);
+    const sizes = ordered.map((p) => byPriority.get(p)!.reduce((n, l) => n + l.endpoints.length, 0));
+    const healthyCounts = ordered.map((p) => byPriority.get(p)!.reduce((n, l) => n + l.healthy.length, 0));
+    const health = ordered.map((_, i) => healthScore(healthyCounts[i]!, sizes[i]!, factor));
+    const panic = panicLevels(healthyCounts, sizes, health, options.panicThreshold ?? 0);
+    const loads = panic.length > 0 && panic.every((p) => p) ? loadsInTotalPanic(sizes) : priorityLoads(health);
     const levels = ordered.map((priority, i) => {
       const localities = byPriority.get(priority)!;
       const all = localities.flatMap((l) => l.endpoints);
       const healthy = all.filter((e) => e.healthy);
-      const { pools: levelPools, thresholds } = choosePools(localities, healthy, factor, options, pools);
+      // In panic every endpoint counts as available, so pools and hash tables take them all.
+      const usable = panic[i] ? localities.map((l) => ({ ...l, healthy: l.endpoints })) : localities;
+      const candidates = panic[i] ? all : healthy;
+      const { pools: levelPools, thresholds } = choosePools(usable, candidates, factor, options, pools);
       const level: PriorityLevel = Object.freeze({
         priority,
         localities: Object.freeze(localities),
         endpoints: Object.freeze(all),
         healthy: Object.freeze(healthy),
         health: health[i]!,
+        panic: panic[i]!,
         load: loads[i]!,
         pools: Object.freeze(levelPools),
         poolThresholds: thresholds,
-        hashPool: healthy.length > 0 ? makePool(healthy, pools) : undefined,
+        hashPool: candidates.length > 0 ? makePool(candidates, pools) : undefined,
       });
       return level;
     });
