@@ -3,6 +3,7 @@
 // this file only maps the command line onto them.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { analyzeCommand, analyzeServerCommand } from './analyze';
+import { bootstrapCommand, DEFAULT_CA_STATE_DIR } from './bootstrap';
 import { demoCommand } from './demo/demo';
 import { DEFAULT_AGENT_URL, PROXY_CONFIG_KINDS, proxyConfigCommand, type ProxyConfigKind } from './proxy-config';
 import { DEFAULT_ADMIN_URL, proxyStatusCommand } from './proxy-status';
@@ -45,6 +46,19 @@ program
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (kind: ProxyConfigKind, options: { agent: string; output: 'table' | 'json' }) =>
     finish(await proxyConfigCommand(kind, { agent: options.agent, output: options.output }, io)));
+
+program
+  .command('bootstrap')
+  .description('print a join token that lets mesh-agent on NODE get its first certificate (run on the mesh-server host: it reads the server\'s join-token secret)')
+  .requiredOption('--node <name>', 'node name the agent runs as (its agent.yaml node)')
+  .option('--ttl <minutes>', 'how long the token stays usable (it is single use)', (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 7 * 24 * 60) throw new InvalidArgumentError('--ttl must be whole minutes from 1 to 10080');
+    return n;
+  }, 60)
+  .option('--ca-state-dir <dir>', 'mesh-server\'s --ca-state-dir', DEFAULT_CA_STATE_DIR)
+  .action(async (options: { node: string; ttl: number; caStateDir: string }) =>
+    finish(await bootstrapCommand({ node: options.node, ttlMinutes: options.ttl, caStateDir: options.caStateDir }, io)));
 
 function portList(value: string): number[] {
   return value.split(',').filter(Boolean).map((part) => {

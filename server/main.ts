@@ -30,7 +30,17 @@ function metaPairs(pairs: string[]): Record<string, string> {
 const program = new Command('mesh-server')
   .description('Control plane of the mesh: Istio config from files, services from Consul, xDS v3 to agents and proxyless gRPC')
   .option('--config-dir <dir>', 'directory of Istio YAML resources, read recursively and watched', '/etc/mesh')
-  .option('--xds-address <host:port>', 'plaintext xDS (ADS) listen address', '0.0.0.0:15010')
+  .option('--xds-address <host:port>', 'plaintext xDS (ADS) listen address, for development only; giving it turns plaintext on (and, unless --secure-xds-address is given too, the TLS port off)')
+  .option('--xds-plaintext', 'serve plaintext xDS on 0.0.0.0:15010 (development only), same as --xds-address 0.0.0.0:15010', false)
+  .option('--secure-xds-address <host:port>', 'xDS and the CA over TLS with client certificates (default 0.0.0.0:15012 unless only plaintext was asked for)')
+  .option('--ca-state-dir <dir>', 'where the generated root CA key and the join-token secret are kept (0600)', '/var/lib/mesh-server')
+  .option('--ca-cert-file <file>', 'PEM certificate of your own CA (root or intermediate) to sign with, instead of a generated root')
+  .option('--ca-key-file <file>', 'private key of --ca-cert-file')
+  .option('--ca-chain-file <file>', 'PEM certificates from --ca-cert-file\'s issuer up to the root')
+  .option('--ca-additional-root <file>', 'another root to trust, for root rotation (repeatable)', collect, [] as string[])
+  .option('--ca-leaf-ttl <hours>', 'lifetime of workload and node certificates', integer('--ca-leaf-ttl', 1, 90 * 24), 24)
+  .option('--serving-dns-name <name>', 'DNS name agents dial the TLS port by, put into the server certificate (repeatable; default localhost)', collect, [] as string[])
+  .option('--serving-ip <ip>', 'IP address agents dial the TLS port by, put into the server certificate (repeatable; default the listen address, or 127.0.0.1)', collect, [] as string[])
   .option('--admin-address <host:port>', 'admin HTTP listen address (/ready, /metrics, /debug/*)', '0.0.0.0:15014')
   .option('--debounce-ms <ms>', 'quiet time that ends a burst of changes before pushing', integer('--debounce-ms', 0, 60_000), 100)
   .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
@@ -52,7 +62,8 @@ const program = new Command('mesh-server')
 async function main(): Promise<void> {
   program.parse();
   const flags = program.opts<{
-    configDir: string; xdsAddress: string; adminAddress: string; debounceMs: number; trustDomain: string; rootNamespace: string;
+    configDir: string; xdsAddress?: string; xdsPlaintext: boolean; secureXdsAddress?: string; caStateDir: string; caCertFile?: string; caKeyFile?: string;
+    caChainFile?: string; caAdditionalRoot: string[]; caLeafTtl: number; servingDnsName: string[]; servingIp: string[]; adminAddress: string; debounceMs: number; trustDomain: string; rootNamespace: string;
     consulAddress?: string; consulToken?: string; consulCaFile?: string; consulCertFile?: string; consulKeyFile?: string;
     consulTlsServerName?: string; consulDatacenter?: string; consulTag?: string; consulMeta: string[]; consulIncludeUnhealthy: boolean;
     consulNamespace: string; consulMaxConnections: number; logLevel: string;
@@ -61,7 +72,7 @@ async function main(): Promise<void> {
   const options: MeshServerOptions = {
     logger,
     configDir: flags.configDir,
-    xdsAddress: flags.xdsAddress,
+    xdsAddress: flags.xdsAddress ?? (flags.xdsPlaintext ? '0.0.0.0:15010' : undefined),
     adminAddress: flags.adminAddress,
     debounceMs: flags.debounceMs,
     trustDomain: flags.trustDomain,
@@ -84,6 +95,20 @@ async function main(): Promise<void> {
     };
   }
 
+  // Plaintext is only ever on because someone asked; the TLS port is on unless plaintext alone was asked for.
+  const secureAddress = flags.secureXdsAddress ?? (options.xdsAddress ? undefined : '0.0.0.0:15012');
+  if (secureAddress) {
+    if (Boolean(flags.caCertFile) !== Boolean(flags.caKeyFile)) throw new InvalidArgumentError('--ca-cert-file and --ca-key-file go together');
+    options.secure = {
+      address: secureAddress,
+      caStateDir: flags.caStateDir,
+      pluggedIn: flags.caCertFile ? { certFile: flags.caCertFile, keyFile: flags.caKeyFile!, chainFile: flags.caChainFile } : undefined,
+      additionalRootFiles: flags.caAdditionalRoot,
+      leafTtlMs: flags.caLeafTtl * 3600 * 1000,
+      servingDnsNames: flags.servingDnsName.length ? flags.servingDnsName : undefined,
+      servingIpAddresses: flags.servingIp.length ? flags.servingIp : undefined,
+    };
+  }
   const server = new MeshServer(options);
   await server.start();
 
