@@ -106,7 +106,8 @@ function principalFor(key: string, value: string, trustDomain: string, forTcp: b
     case 'request.auth.audiences':
     case 'request.auth.presenter':
       if (forTcp) httpOnly();
-      return authnMetadata([key], { string_match: stringMatcher(value) });
+      // A token may name several audiences; Istio matches any of them.
+      return authnMetadata([key], { list_match: { one_of: { string_match: stringMatcher(value) } } });
     default:
       if (key.startsWith('request.headers[')) {
         if (forTcp) httpOnly();
