@@ -35,7 +35,7 @@ const web = service('web', { ports: [port(8080, 'HTTP', 'http')], endpoints: [en
 test('a meshed endpoint (mesh.node set) is reached through its node agent\'s tunnel port', (t) => {
   const table = new OutboundTable(view([meshed, plain]), { node: 'a' });
   const decision = table.decide({ address: '10.1.0.2', port: 7000 }, pick);
-  t.like(decision, { action: 'tunnel', cluster: 'outbound|7000||echo', chain: 'echo:7000/tcp', node: 'b', peer: { host: '10.1.0.2', port: 15008 }, http: false });
+  t.like(decision, { action: 'tunnel', cluster: 'outbound|7000||echo', chain: 'echo:7000/tcp', node: 'b', peer: { host: '10.1.0.2', port: 15008 } });
   if (decision.action === 'tunnel') t.is(decision.endpoint.key, '10.1.0.2:7000');
 });
 
@@ -57,13 +57,16 @@ test('REGISTRY_ONLY blackholes destinations outside the registry', (t) => {
   t.like(table.decide({ address: '10.1.0.2', port: 7000 }, pick), { action: 'tunnel' });
 });
 
-test('an HTTP port goes, as TCP, to the cluster of its default route (requests are not routed yet)', (t) => {
+test('an HTTP port hands the connection to the HTTP path with its route configuration, without sniffing', (t) => {
   const table = new OutboundTable(view([web]), { node: 'a' });
-  t.like(table.decide({ address: '10.1.0.4', port: 8080 }, pick), { action: 'tunnel', cluster: 'outbound|8080||web', http: true, node: 'c' });
+  t.is(table.inspection({ address: '10.1.0.4', port: 8080 }), 'http');
+  t.like(table.decide({ address: '10.1.0.4', port: 8080 }, pick), { action: 'http', routeConfig: '8080', chain: '0.0.0.0_8080/http' });
+  t.truthy(table.httpRoutes.table('8080'));
 });
 
-test('a cluster without healthy endpoints fails the connection with a reason', (t) => {
-  const down = service('down', { ports: [port(7002, 'TCP', 'tcp')], endpoints: [endpoint('10.1.0.5', { healthy: false })] });
+test('a cluster without endpoints fails the connection with a reason', (t) => {
+  // Not merely unhealthy ones: under Envoy's default 50% panic threshold those still take traffic.
+  const down = service('down', { addresses: ['10.1.0.5'], ports: [port(7002, 'TCP', 'tcp')], endpoints: [] });
   const table = new OutboundTable(view([down]), { node: 'a' });
   t.like(table.decide({ address: '10.1.0.5', port: 7002 }, pick), { action: 'fail', cluster: 'outbound|7002||down', reason: 'cluster outbound|7002||down has no healthy endpoint' });
 });
@@ -73,7 +76,9 @@ test('without any config from the server, unknown destinations are refused rathe
   t.like(new OutboundTable(empty, { node: 'a' }).decide({ address: '10.9.9.9', port: 80 }, pick), { action: 'fail', reason: 'unknown cluster BlackHoleCluster' });
 });
 
-test('on an HTTP port, a destination no service has an endpoint at takes the "*" host\'s cluster', (t) => {
+test('on an HTTP port, a destination no service has an endpoint at is still routed per request by the "*" host', (t) => {
   const table = new OutboundTable(view([web]), { node: 'a' });
-  t.like(table.decide({ address: '10.9.9.9', port: 8080 }, pick), { action: 'passthrough', cluster: 'PassthroughCluster', chain: '0.0.0.0_8080/http' });
+  t.like(table.decide({ address: '10.9.9.9', port: 8080 }, pick), { action: 'http', routeConfig: '8080' });
+  const decision = table.httpRoutes.table('8080')!.match({ authority: '10.9.9.9:8080', method: 'GET', path: '/', headers: new Map(), scheme: 'http' });
+  t.like(decision?.action, { kind: 'cluster', cluster: 'PassthroughCluster' });
 });

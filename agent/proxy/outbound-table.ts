@@ -1,11 +1,13 @@
 // The agent's outbound view of one xDS config, compiled once per config: per-port filter chains,
 // the catch-all policy and one load balancer per cluster, so that deciding a connection is a lookup.
 import { isIPv4, isIPv6 } from 'node:net';
-import { createLoadBalancer, endpointSetFor, lbConfigFromCluster, type DecodedCluster } from '../balancing/create-load-balancer';
 import type { DecodedLoadAssignment, Endpoint } from '../balancing/endpoint-set';
 import type { LoadBalancer, PickContext } from '../balancing/load-balancer';
 import type { AgentXdsConfig } from '../xds/agent-xds';
 import { parseCidr } from '../redirect/cidr';
+import { ClusterGuards, clusterResilience, type ClusterGuard, type DecodedGuardedCluster } from '../resilience/cluster-guard';
+import { HttpRoutes } from '../http/http-routes';
+import type { SniffedProtocol } from '../http/protocol-sniffer';
 
 /** The port peer agents serve the HBONE tunnel on (DESIGN.md decision 9). */
 export const TUNNEL_PORT = 15008;
@@ -23,10 +25,12 @@ export interface Target {
 /**
  * What happens to one outbound connection, decided before any byte moves: a plain value for logs,
  * metrics and tests. `chain` names the filter chain that matched, `cluster` the cluster it chose.
+ * `http` hands the connection to the HTTP request path, which decides per request.
  */
 export type OutboundDecision =
-  | { readonly action: 'tunnel'; readonly destination: Target; readonly chain: string; readonly cluster: string; readonly endpoint: Endpoint; readonly peer: { readonly host: string; readonly port: number }; readonly node: string; readonly http: boolean }
-  | { readonly action: 'direct'; readonly destination: Target; readonly chain: string; readonly cluster: string; readonly endpoint: Endpoint; readonly http: boolean }
+  | { readonly action: 'tunnel'; readonly destination: Target; readonly chain: string; readonly cluster: string; readonly endpoint: Endpoint; readonly peer: { readonly host: string; readonly port: number }; readonly node: string }
+  | { readonly action: 'direct'; readonly destination: Target; readonly chain: string; readonly cluster: string; readonly endpoint: Endpoint }
+  | { readonly action: 'http'; readonly destination: Target; readonly chain: string; readonly cluster: ''; readonly routeConfig: string }
   | { readonly action: 'passthrough'; readonly destination: Target; readonly chain: string; readonly cluster: string }
   | { readonly action: 'blackhole'; readonly destination: Target; readonly chain: string; readonly cluster: string }
   | { readonly action: 'fail'; readonly destination: Target; readonly chain: string; readonly cluster: string; readonly reason: string };
@@ -50,17 +54,33 @@ interface CompiledChain {
   readonly name: string;
   readonly ranges: readonly Range[];
   readonly destinationPort: number | undefined;
+  /** http_inspector's values this chain takes (`http/1.1`, `h2c`, ...); empty takes any connection. */
+  readonly applicationProtocols: readonly string[];
+  /** The chain needs TLS inspection (transport_protocol tls, server_names), which the agent does not do. */
+  readonly needsTls: boolean;
   readonly target: ChainTarget;
 }
 
 interface PortListener {
   readonly chains: readonly CompiledChain[];
   readonly fallback: CompiledChain | undefined;
+  /** Some chain matches on application_protocols: the first bytes must be sniffed. */
+  readonly sniffed: boolean;
 }
 
+/**
+ * How connections to a destination start: `tcp` decides at once; `sniff` reads the first bytes
+ * (bounded by the detection timeout) to tell HTTP from other bytes; `http` reads them only to tell
+ * HTTP/1 from HTTP/2, since the port is declared HTTP.
+ */
+export type Inspection = 'tcp' | 'sniff' | 'http';
+
+/** The HTTP version a cluster's upstream connections speak (Envoy's HttpProtocolOptions). */
+export type UpstreamHttp = 'http1' | 'http2' | 'downstream';
+
 type ClusterEntry =
-  | { readonly kind: 'eds'; readonly balancer: LoadBalancer; readonly addresses: ReadonlySet<string> }
-  | { readonly kind: 'passthrough' }
+  | { readonly kind: 'eds'; readonly guard: ClusterGuard; readonly upstreamHttp: UpstreamHttp }
+  | { readonly kind: 'passthrough'; readonly upstreamHttp: UpstreamHttp }
   | { readonly kind: 'blackhole' };
 
 type Loose = Record<string, unknown>;
@@ -188,14 +208,31 @@ function compileTarget(chain: Loose): ChainTarget {
 function compileChain(chain: Loose, fallbackName: string): CompiledChain {
   const match = isRecord(chain.filter_chain_match) ? chain.filter_chain_match : {};
   const ranges = records(match.prefix_ranges).map(compileRange).filter((r): r is Range => r !== undefined);
-  // Chains that need TLS or HTTP sniffing cannot match a connection the agent does not inspect.
-  const needsInspection =
+  // The agent reads plaintext only: chains for TLS (by transport or SNI) never match its connections.
+  const needsTls =
     (typeof match.transport_protocol === 'string' && match.transport_protocol !== '' && match.transport_protocol !== 'raw_buffer') ||
-    (Array.isArray(match.server_names) && match.server_names.length > 0) ||
-    (Array.isArray(match.application_protocols) && match.application_protocols.length > 0);
+    (Array.isArray(match.server_names) && match.server_names.length > 0);
+  const applicationProtocols = Array.isArray(match.application_protocols) ? match.application_protocols.map(String) : [];
   const name = typeof chain.name === 'string' && chain.name !== '' ? chain.name : fallbackName;
-  const target: ChainTarget = needsInspection ? { kind: 'unsupported', reason: 'chain matches on TLS or HTTP inspection' } : compileTarget(chain);
-  return { name, ranges, destinationPort: wrappedNumber(match.destination_port), target };
+  const target: ChainTarget = needsTls ? { kind: 'unsupported', reason: 'chain matches on TLS inspection' } : compileTarget(chain);
+  return { name, ranges, destinationPort: wrappedNumber(match.destination_port), applicationProtocols, needsTls, target };
+}
+
+function typedOptions(cluster: Loose): Loose | undefined {
+  const options = isRecord(cluster.typed_extension_protocol_options) ? cluster.typed_extension_protocol_options : undefined;
+  if (!options) return undefined;
+  for (const value of Object.values(options)) if (isRecord(value)) return value;
+  return undefined;
+}
+
+/** Envoy's upstream protocol choice: explicit HTTP/2, follow the downstream, or HTTP/1.1 (the default). */
+function upstreamHttpOf(cluster: Loose): UpstreamHttp {
+  const options = typedOptions(cluster);
+  if (isRecord(options?.use_downstream_protocol_config)) return 'downstream';
+  const explicit = isRecord(options?.explicit_http_config) ? options.explicit_http_config : undefined;
+  if (explicit && isRecord(explicit.http2_protocol_options)) return 'http2';
+  if (isRecord(cluster.http2_protocol_options)) return 'http2';
+  return 'http1';
 }
 
 function listenerPort(listener: Loose): number | undefined {
@@ -203,38 +240,22 @@ function listenerPort(listener: Loose): number | undefined {
   return isRecord(address) && typeof address.port_value === 'number' ? address.port_value : undefined;
 }
 
-/** The cluster of a virtual host's first route: where a request with no more specific match goes. */
-function firstRouteCluster(host: Loose): string | undefined {
-  for (const route of records(host.routes)) {
-    const action = isRecord(route.route) ? route.route : undefined;
-    if (typeof action?.cluster === 'string') return action.cluster;
-    const weighted = isRecord(action?.weighted_clusters) ? records(action.weighted_clusters.clusters) : [];
-    const first = weighted.find((c) => typeof c.name === 'string' && Number(c.weight ?? 0) > 0);
-    if (first) return String(first.name);
-  }
-  return undefined;
-}
-
-/**
- * Without reading requests, an HTTP port's route configuration is reduced to: destination address
- * to the default route's cluster of the virtual host whose service has an endpoint there, and the
- * `*` host's cluster for everything else.
- */
-interface HttpPortRoutes {
-  readonly byAddress: ReadonlyMap<string, string>;
-  readonly fallback: string | undefined;
-}
-
 export interface OutboundTableOptions {
   /** This agent's node name: endpoints on it are still reached through the tunnel, like any peer's. */
   node: string;
   tunnelPort?: number;
+  /**
+   * The agent's per-cluster guards (circuit breakers, outlier detection), kept across configs;
+   * a table built without one gets guards of its own.
+   */
+  guards?: ClusterGuards;
 }
 
 export class OutboundTable {
   private readonly ports = new Map<number, PortListener>();
   private readonly clusters = new Map<string, ClusterEntry>();
-  private readonly httpRoutes = new Map<string, HttpPortRoutes>();
+  /** The route configurations of this config, compiled once for every request the HTTP path routes. */
+  readonly httpRoutes: HttpRoutes;
   private readonly catchAll: CompiledChain;
   private readonly tunnelPort: number;
 
@@ -254,15 +275,23 @@ export class OutboundTable {
       if (port === undefined) continue;
       const chains = records(raw.filter_chains).map((c, i) => compileChain(c, `${name}/${i}`));
       const fallback = isRecord(raw.default_filter_chain) ? compileChain(raw.default_filter_chain, `${name}/default`) : undefined;
-      this.ports.set(port, { chains, fallback });
+      this.ports.set(port, { chains, fallback, sniffed: chains.some((c) => c.applicationProtocols.length > 0) });
     }
     // Without a virtualOutbound the server has not said what to do with unknown destinations;
     // refusing them is the safe reading (REGISTRY_ONLY).
-    this.catchAll = catchAll ?? { name: 'no-virtualOutbound', ranges: [], destinationPort: undefined, target: { kind: 'tcp', clusters: [BLACKHOLE_CLUSTER], cumulative: Float64Array.of(1), total: 1 } };
+    this.catchAll = catchAll ?? {
+      name: 'no-virtualOutbound',
+      ranges: [],
+      destinationPort: undefined,
+      applicationProtocols: [],
+      needsTls: false,
+      target: { kind: 'tcp', clusters: [BLACKHOLE_CLUSTER], cumulative: Float64Array.of(1), total: 1 },
+    };
+    const guards = options.guards ?? new ClusterGuards();
     for (const [name, cluster] of config.clusters) {
       const raw = cluster as Loose;
       if (raw.type === 'ORIGINAL_DST') {
-        this.clusters.set(name, { kind: 'passthrough' });
+        this.clusters.set(name, { kind: 'passthrough', upstreamHttp: upstreamHttpOf(raw) });
         continue;
       }
       if (raw.type !== 'EDS') {
@@ -272,99 +301,108 @@ export class OutboundTable {
       const eds = isRecord(raw.eds_cluster_config) ? raw.eds_cluster_config.service_name : undefined;
       const cla = config.endpoints.get(typeof eds === 'string' && eds !== '' ? eds : name) as DecodedLoadAssignment | undefined;
       try {
-        const lb = lbConfigFromCluster(raw as DecodedCluster);
-        const set = endpointSetFor(lb, cla ?? { cluster_name: name });
-        this.clusters.set(name, { kind: 'eds', balancer: createLoadBalancer(lb, set), addresses: new Set(set.endpoints.map((e) => e.address)) });
+        const guard = guards.update(name, clusterResilience(raw as DecodedGuardedCluster), cla ?? { cluster_name: name });
+        this.clusters.set(name, { kind: 'eds', guard, upstreamHttp: upstreamHttpOf(raw) });
       } catch {
         // Left out on purpose: connections to it fail with "unknown cluster", naming it.
       }
     }
-    this.compileHttpRoutes(config.routes);
+    // Clusters that left the config stop their outlier timers; the others keep their state.
+    guards.retain(new Set([...this.clusters].filter(([, e]) => e.kind === 'eds').map(([n]) => n)));
+    this.httpRoutes = new HttpRoutes(config.routes);
   }
 
-  private compileHttpRoutes(routes: AgentXdsConfig['routes']): void {
-    for (const [name, routeConfig] of routes) {
-      const byAddress = new Map<string, string>();
-      let fallback: string | undefined;
-      for (const host of records((routeConfig as Loose).virtual_hosts)) {
-        const cluster = firstRouteCluster(host);
-        if (cluster === undefined) continue;
-        if (Array.isArray(host.domains) && host.domains.includes('*')) {
-          fallback ??= cluster;
-          continue;
-        }
-        const entry = this.clusters.get(cluster);
-        if (entry?.kind !== 'eds') continue;
-        for (const address of entry.addresses) if (!byAddress.has(address)) byAddress.set(address, cluster);
-      }
-      this.httpRoutes.set(name, { byAddress, fallback });
-    }
+  /** What the first bytes of a connection to `destination` must be read for before deciding. */
+  inspection(destination: Target): Inspection {
+    const listener = this.ports.get(destination.port);
+    if (listener?.sniffed) return 'sniff';
+    return this.matchChain(destination, undefined).target.kind === 'http' ? 'http' : 'tcp';
   }
 
-  /** The decision for a connection whose original destination is `destination`. */
-  decide(destination: Target, pick: PickContext): OutboundDecision {
-    const chain = this.matchChain(destination);
+  /** The decision for a connection whose original destination is `destination` and whose first bytes sniffed as `protocol`. */
+  decide(destination: Target, pick: PickContext, protocol?: SniffedProtocol): OutboundDecision {
+    const chain = this.matchChain(destination, protocol);
     const target = chain.target;
     if (target.kind === 'unsupported') return { action: 'fail', destination, chain: chain.name, cluster: '', reason: target.reason };
-    let cluster: string;
-    const http = target.kind === 'http';
-    if (target.kind === 'http') {
-      // First version: an HTTP port is proxied as TCP to its default route's cluster; requests are not routed one by one.
-      const routes = this.httpRoutes.get(target.routeConfig);
-      const found = routes?.byAddress.get(destination.address) ?? routes?.fallback;
-      if (found === undefined) return { action: 'fail', destination, chain: chain.name, cluster: '', reason: `route configuration ${target.routeConfig} has no route for ${destination.address}:${destination.port}` };
-      cluster = found;
-    } else {
-      cluster = target.clusters[0]!;
-      if (target.clusters.length > 1) {
-        const point = pick.random() * target.total;
-        for (let i = 0; i < target.clusters.length; i++) {
-          if (point < target.cumulative[i]!) {
-            cluster = target.clusters[i]!;
-            break;
-          }
+    if (target.kind === 'http') return { action: 'http', destination, chain: chain.name, cluster: '', routeConfig: target.routeConfig };
+    let cluster = target.clusters[0]!;
+    if (target.clusters.length > 1) {
+      const point = pick.random() * target.total;
+      for (let i = 0; i < target.clusters.length; i++) {
+        if (point < target.cumulative[i]!) {
+          cluster = target.clusters[i]!;
+          break;
         }
       }
     }
+    return this.pickEndpoint(cluster, destination, chain.name, pick);
+  }
+
+  /** Where `cluster` sends a connection or request now: its balancer's endpoint, passthrough, or nowhere. */
+  pickEndpoint(cluster: string, destination: Target, chain: string, pick: PickContext): OutboundDecision {
     const entry = this.clusters.get(cluster);
-    if (!entry) return { action: 'fail', destination, chain: chain.name, cluster, reason: `unknown cluster ${cluster}` };
-    if (entry.kind === 'passthrough') return { action: 'passthrough', destination, chain: chain.name, cluster };
-    if (entry.kind === 'blackhole') return { action: 'blackhole', destination, chain: chain.name, cluster };
-    const endpoint = entry.balancer.pick(pick);
-    if (!endpoint) return { action: 'fail', destination, chain: chain.name, cluster, reason: `cluster ${cluster} has no healthy endpoint` };
+    if (!entry) return { action: 'fail', destination, chain, cluster, reason: `unknown cluster ${cluster}` };
+    if (entry.kind === 'passthrough') return { action: 'passthrough', destination, chain, cluster };
+    if (entry.kind === 'blackhole') return { action: 'blackhole', destination, chain, cluster };
+    const endpoint = entry.guard.balancer.pick(pick);
+    if (!endpoint) return { action: 'fail', destination, chain, cluster, reason: `cluster ${cluster} has no healthy endpoint` };
     const node = endpoint.mesh?.node;
     if (node !== undefined) {
-      return { action: 'tunnel', destination, chain: chain.name, cluster, endpoint, peer: { host: endpoint.address, port: this.tunnelPort }, node, http };
+      return { action: 'tunnel', destination, chain, cluster, endpoint, peer: { host: endpoint.address, port: this.tunnelPort }, node };
     }
-    return { action: 'direct', destination, chain: chain.name, cluster, endpoint, http };
+    return { action: 'direct', destination, chain, cluster, endpoint };
+  }
+
+  /** The HTTP version `cluster` speaks upstream; HTTP/1.1 for clusters that say nothing. */
+  upstreamHttp(cluster: string): UpstreamHttp {
+    const entry = this.clusters.get(cluster);
+    return entry && entry.kind !== 'blackhole' ? entry.upstreamHttp : 'http1';
   }
 
   /** The balancer of an EDS cluster, so the caller can report started/finished connections. */
   balancer(cluster: string): LoadBalancer | undefined {
     const entry = this.clusters.get(cluster);
-    return entry?.kind === 'eds' ? entry.balancer : undefined;
+    return entry?.kind === 'eds' ? entry.guard.balancer : undefined;
   }
 
-  /** Envoy's order: the port's listener, then its most specific destination range, then its default chain, then virtualOutbound. */
-  private matchChain(destination: Target): CompiledChain {
+  /** The circuit breaker, outlier detector and connection settings of an EDS cluster (see agent/resilience/cluster-guard.ts). */
+  guard(cluster: string): ClusterGuard | undefined {
+    const entry = this.clusters.get(cluster);
+    return entry?.kind === 'eds' ? entry.guard : undefined;
+  }
+
+  /**
+   * Envoy's order: the port's listener, then its most specific destination range, then among the
+   * chains at that range the one naming the sniffed protocol over one naming none (no stepping back
+   * to a less specific range, as in Envoy), then the port's default chain, then virtualOutbound.
+   */
+  private matchChain(destination: Target, protocol: SniffedProtocol | undefined): CompiledChain {
     const listener = this.ports.get(destination.port);
     if (!listener) return this.catchAll;
     const v4 = ipv4Number(destination.address);
     const v6 = Number.isNaN(v4) && isIPv6(destination.address) ? ipv6Bytes(destination.address) : undefined;
     let best: CompiledChain | undefined;
     let bestPrefix = -2;
+    let bestByProtocol = false;
     for (const chain of listener.chains) {
       if (chain.destinationPort !== undefined && chain.destinationPort !== destination.port) continue;
-      if (chain.target.kind === 'unsupported' && chain.target.reason.startsWith('chain matches on')) continue;
+      if (chain.needsTls) continue;
       let prefix = -1;
       if (chain.ranges.length > 0) {
         prefix = -2;
         for (const range of chain.ranges) if (range.prefix > prefix && rangeContains(range, v4, v6)) prefix = range.prefix;
         if (prefix === -2) continue;
       }
+      const named = chain.applicationProtocols.length > 0;
+      const takes = !named || (protocol !== undefined && chain.applicationProtocols.includes(protocol));
       if (prefix > bestPrefix) {
-        best = chain;
+        // A more specific range wins even when none of its chains takes this protocol (Envoy does not backtrack).
+        best = takes ? chain : undefined;
         bestPrefix = prefix;
+        bestByProtocol = takes && named;
+      } else if (prefix === bestPrefix && takes && (best === undefined || (named && !bestByProtocol))) {
+        best = chain;
+        bestByProtocol = named;
       }
     }
     return best ?? listener.fallback ?? this.catchAll;

@@ -3,8 +3,14 @@
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
+import type { Endpoint } from '../balancing/endpoint-set';
 import type { PickContext } from '../balancing/load-balancer';
+import type { HttpConnectionOptions } from '../http/http-connection';
+import { OutboundHttp, type OutboundHttpStats } from '../http/outbound-http';
+import { sniffProtocol, type SniffedProtocol } from '../http/protocol-sniffer';
+import { UpstreamPool, type UpstreamPoolStats } from '../http/upstream-pool';
 import { originalDestination, type OriginalDestination } from '../redirect/original-destination';
+import type { ClusterGuard } from '../resilience/cluster-guard';
 import type { TunnelPool } from '../tunnel/tunnel-pool';
 import type { OutboundDecision, OutboundTable } from './outbound-table';
 import { relay } from './relay';
@@ -18,7 +24,18 @@ export interface OutboundStats {
   blackhole: number;
   failed: number;
   active: number;
+  /** Connections handed to the HTTP request path. */
+  http: number;
 }
+
+/**
+ * How long a sniffed port waits for the client's first bytes before treating the connection as
+ * TCP. Istio's default is now no timeout, which leaves server-first protocols (MySQL, SMTP) on an
+ * unnamed port waiting forever for a greeting; 5 s is Istio's former default and Linkerd's order of
+ * magnitude: long enough for any client that speaks first, short enough that a server-first one
+ * still works. Declaring such ports as TCP avoids the wait altogether.
+ */
+export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 5000;
 
 export interface OutboundInputs {
   /** The table in force; read once per connection, so a new config applies to new connections only. */
@@ -27,6 +44,13 @@ export interface OutboundInputs {
   logger: Logger;
   /** Upstream connect timeout for direct and passthrough connections. */
   connectTimeoutMs?: number;
+  protocolDetectionTimeoutMs?: number;
+  /** Header deadline and idle timeout of downstream HTTP connections. */
+  http?: HttpConnectionOptions;
+  /** Idle upstream HTTP connections are closed after this. */
+  upstreamIdleTimeoutMs?: number;
+  /** Where a connection was going before redirection; SO_ORIGINAL_DST unless a test supplies it. */
+  originalDestination?: (socket: net.Socket) => OriginalDestination;
 }
 
 export class Outbound {
@@ -36,16 +60,25 @@ export class Outbound {
   private readonly log: Logger;
   /** One pick context for all connections: picks happen synchronously, so it is never shared concurrently. */
   private readonly pick: PickContext = { random: Math.random };
-  private readonly counters: OutboundStats = { accepted: 0, tunnel: 0, direct: 0, passthrough: 0, blackhole: 0, failed: 0, active: 0 };
+  private readonly counters: OutboundStats = { accepted: 0, tunnel: 0, direct: 0, passthrough: 0, blackhole: 0, failed: 0, active: 0, http: 0 };
+  private readonly upstreams: UpstreamPool;
+  private readonly http: OutboundHttp;
   private draining = false;
 
   constructor(inputs: OutboundInputs) {
     this.inputs = inputs;
     this.log = inputs.logger.child({ component: 'outbound' });
+    this.upstreams = new UpstreamPool({ tunnels: inputs.pool, idleTimeoutMs: inputs.upstreamIdleTimeoutMs, connectTimeoutMs: inputs.connectTimeoutMs });
+    this.http = new OutboundHttp({ pool: this.upstreams, logger: inputs.logger, connection: inputs.http });
   }
 
   stats(): OutboundStats {
     return { ...this.counters };
+  }
+
+  /** The HTTP request path's counters and its upstream connection pool's. */
+  httpStats(): OutboundHttpStats & UpstreamPoolStats {
+    return { ...this.http.stats(), ...this.upstreams.stats() };
   }
 
   /** Binds `0.0.0.0:port` and, when `ipv6`, `[::]:port` (v6 only, so the two do not collide). */
@@ -60,6 +93,8 @@ export class Outbound {
     this.draining = true;
     await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await drainSockets(this.clients, graceMs);
+    this.http.close();
+    this.upstreams.close();
   }
 
   private bind(port: number, host: string, ipv6Only: boolean): Promise<number> {
@@ -84,7 +119,7 @@ export class Outbound {
     }
     let destination: OriginalDestination;
     try {
-      destination = originalDestination(socket);
+      destination = (this.inputs.originalDestination ?? originalDestination)(socket);
     } catch (error) {
       // Not redirected (someone connected to :15001 itself): proxying it would loop back here.
       this.counters.failed++;
@@ -93,20 +128,46 @@ export class Outbound {
       return;
     }
     const table = this.inputs.table();
-    const decision: OutboundDecision = table
-      ? table.decide(destination, this.pick)
-      : { action: 'fail', destination, chain: '', cluster: '', reason: 'no xDS config yet' };
     this.clients.add(socket);
     this.counters.active++;
     socket.once('close', () => {
       this.clients.delete(socket);
       this.counters.active--;
     });
-    this.act(socket, decision, table);
+    if (!table) {
+      this.act(socket, { action: 'fail', destination, chain: '', cluster: '', reason: 'no xDS config yet' }, table);
+      return;
+    }
+    const inspection = table.inspection(destination);
+    if (inspection === 'tcp') {
+      this.act(socket, table.decide(destination, this.pick), table);
+      return;
+    }
+    // A declared HTTP port is HTTP whatever comes; the bytes only tell HTTP/1 from HTTP/2, and the
+    // HTTP server's header deadline bounds a client that sends nothing.
+    const timeout = inspection === 'sniff' ? (this.inputs.protocolDetectionTimeoutMs ?? DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS) : 0;
+    void sniffProtocol(socket, timeout).then((sniffed) => {
+      if (socket.destroyed) return;
+      const protocol: SniffedProtocol | undefined = sniffed ?? (inspection === 'http' ? 'http/1.1' : undefined);
+      this.act(socket, table.decide(destination, this.pick, protocol), table, protocol);
+    });
   }
 
-  private act(socket: net.Socket, decision: OutboundDecision, table: OutboundTable | undefined): void {
+  private act(socket: net.Socket, decision: OutboundDecision, table: OutboundTable | undefined, protocol?: SniffedProtocol): void {
     switch (decision.action) {
+      case 'http':
+        this.counters.http++;
+        this.log.debug({ client: socket.remoteAddress, decision: summary(decision), protocol }, 'outbound HTTP connection');
+        this.http.serve(socket, protocol === 'h2c' ? 'h2c' : 'http1', {
+          table: table!,
+          routeConfig: decision.routeConfig,
+          routes: table!.httpRoutes.table(decision.routeConfig),
+          destination: decision.destination,
+          chain: decision.chain,
+          downstreamHttp2: protocol === 'h2c',
+          sourceIp: socket.remoteAddress,
+        });
+        return;
       case 'blackhole':
         this.counters.blackhole++;
         this.log.info({ client: socket.remoteAddress, decision: summary(decision) }, 'outbound connection blackholed');
@@ -122,36 +183,77 @@ export class Outbound {
         this.connectTcp(socket, decision, decision.destination.address, decision.destination.port);
         return;
       case 'direct': {
+        const guard = table?.guard(decision.cluster);
+        if (!this.admit(socket, decision, guard)) return;
         this.counters.direct++;
-        const balancer = table?.balancer(decision.cluster);
-        balancer?.started(decision.endpoint);
-        socket.once('close', () => balancer?.finished(decision.endpoint));
-        this.connectTcp(socket, decision, decision.endpoint.address, decision.endpoint.port);
+        this.connectTcp(socket, decision, decision.endpoint.address, decision.endpoint.port, guard);
         return;
       }
       case 'tunnel': {
+        const guard = table?.guard(decision.cluster);
+        if (!this.admit(socket, decision, guard)) return;
         this.counters.tunnel++;
-        const balancer = table?.balancer(decision.cluster);
-        balancer?.started(decision.endpoint);
-        socket.once('close', () => balancer?.finished(decision.endpoint));
+        const key = decision.endpoint.key;
         this.inputs.pool.open(decision.peer, { address: decision.endpoint.address, port: decision.endpoint.port }).then(
-          (stream) => this.start(socket, stream, decision),
-          (error: unknown) => this.upstreamFailed(socket, decision, error),
+          (stream) => {
+            guard?.detector?.recordConnected(key);
+            this.start(socket, stream, decision);
+          },
+          (error: unknown) => {
+            guard?.detector?.recordFailure(key, 'connect-failure');
+            this.upstreamFailed(socket, decision, error);
+          },
         );
         return;
       }
     }
   }
 
-  private connectTcp(socket: net.Socket, decision: OutboundDecision, host: string, port: number): void {
+  /**
+   * Takes a connection slot of the cluster's circuit breaker (released when the client closes) and
+   * counts the endpoint as busy; a full cluster closes the client at once, Envoy's flag UO.
+   */
+  private admit(socket: net.Socket, decision: OutboundDecision & { endpoint: Endpoint }, guard: ClusterGuard | undefined): boolean {
+    if (!guard) return true;
+    if (!guard.breaker.tryAcquireConnection()) {
+      this.counters.failed++;
+      this.log.warn({ client: socket.remoteAddress, decision: summary(decision), response_flags: 'UO', max_connections: guard.breaker.thresholds.maxConnections }, 'outbound connection refused: cluster at max_connections');
+      socket.resetAndDestroy();
+      return false;
+    }
+    guard.balancer.started(decision.endpoint);
+    socket.once('close', () => {
+      guard.breaker.releaseConnection();
+      // The balancer in force at close: an ejection or config update may have replaced it since.
+      guard.balancer.finished(decision.endpoint);
+    });
+    return true;
+  }
+
+  /** Connects to the endpoint with the cluster's connect timeout and keepalive, reporting the outcome to its outlier detector. */
+  private connectTcp(socket: net.Socket, decision: OutboundDecision, host: string, port: number, guard?: ClusterGuard): void {
     const upstream = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
-    const timeout = this.inputs.connectTimeoutMs ?? 10_000;
-    upstream.setTimeout(timeout, () => upstream.destroy(new Error(`connect timed out after ${timeout} ms`)));
-    const onError = (error: Error): void => this.upstreamFailed(socket, decision, error);
+    const timeout = guard?.connection.connectTimeoutMs ?? this.inputs.connectTimeoutMs ?? 10_000;
+    const key = decision.action === 'direct' ? decision.endpoint.key : undefined;
+    const detector = key === undefined ? undefined : guard?.detector;
+    let timedOut = false;
+    if (timeout > 0) {
+      upstream.setTimeout(timeout, () => {
+        timedOut = true;
+        upstream.destroy(new Error(`connect timed out after ${timeout} ms`));
+      });
+    }
+    const onError = (error: Error): void => {
+      detector?.recordFailure(key!, timedOut ? 'timeout' : 'connect-failure');
+      this.upstreamFailed(socket, decision, error);
+    };
     upstream.once('error', onError);
     upstream.once('connect', () => {
       upstream.setTimeout(0);
       upstream.off('error', onError);
+      const keepalive = guard?.connection.keepalive;
+      if (keepalive) upstream.setKeepAlive(true, keepalive.timeMs);
+      detector?.recordConnected(key!);
       this.start(socket, upstream, decision);
     });
   }
@@ -188,5 +290,6 @@ export function summary(decision: OutboundDecision): Record<string, unknown> {
     out.node = decision.node;
   }
   if (decision.action === 'fail') out.reason = decision.reason;
+  if (decision.action === 'http') out.routeConfig = decision.routeConfig;
   return out;
 }

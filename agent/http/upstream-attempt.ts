@@ -1,0 +1,196 @@
+// One attempt at sending a request upstream, over HTTP/1.1 or HTTP/2, reporting its outcome as a
+// value: a response (maybe an upgrade), or connect-failure, reset or timeout. Retries build on this.
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import type { Duplex, Readable } from 'node:stream';
+import type { HeaderBag } from './header-mutations';
+import { UpstreamConnectError, type UpstreamPool, type UpstreamTarget } from './upstream-pool';
+
+export interface UpstreamRequest {
+  readonly target: UpstreamTarget;
+  readonly http2: boolean;
+  readonly method: string;
+  /** Path with query, after any rewrite. */
+  readonly path: string;
+  readonly authority: string;
+  /** Lower-case end-to-end headers: no pseudo-headers, no hop-by-hop headers, no host. */
+  readonly headers: HeaderBag;
+  /** The request body; ended by the caller's stream. */
+  readonly body: Readable;
+  /** Until the response is complete; undefined for none. */
+  readonly timeoutMs: number | undefined;
+  /** An HTTP/1.1 Upgrade (WebSocket): the `upgrade` header's value. */
+  readonly upgrade?: string;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  /** End-to-end headers (hop-by-hop removed). */
+  readonly headers: HeaderBag;
+  readonly body: Readable;
+  /** The trailers, once `body` has ended (gRPC's grpc-status lives here). */
+  trailers(): HeaderBag | undefined;
+  /** The route timeout fired after the headers arrived; `body` was destroyed for it. */
+  timedOut(): boolean;
+  /** Abandons the response: the downstream went away. */
+  abort(): void;
+  /** After a 101 to an Upgrade: the raw upstream connection and the bytes already read from it. */
+  readonly upgraded?: { readonly socket: Duplex; readonly head: Buffer };
+}
+
+export type AttemptOutcome =
+  | { readonly kind: 'response'; readonly response: UpstreamResponse }
+  | { readonly kind: 'connect-failure'; readonly message: string }
+  | { readonly kind: 'reset'; readonly message: string }
+  | { readonly kind: 'timeout'; readonly message: string };
+
+/** Connection-specific headers (RFC 9110 7.6.1): never forwarded, and forbidden in HTTP/2. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
+
+/** Copies end-to-end headers of an incoming message, dropping pseudo-headers and hop-by-hop ones. */
+export function endToEnd(headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders): HeaderBag {
+  const out: HeaderBag = {};
+  for (const name in headers) {
+    if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Sends `request` once and resolves with what happened; never rejects. */
+export function attemptUpstream(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
+  return request.http2 ? attemptHttp2(pool, request) : attemptHttp1(pool, request);
+}
+
+function timeoutMessage(ms: number): string {
+  return `upstream request timed out after ${ms} ms`;
+}
+
+function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
+  return new Promise((resolve) => {
+    const headers: HeaderBag = { ...request.headers, host: request.authority };
+    if (request.upgrade !== undefined) {
+      headers.connection = 'upgrade';
+      headers.upgrade = request.upgrade;
+    }
+    const options = { ...pool.http1Options(request.target), method: request.method, path: request.path, headers, setHost: false };
+    const upstream = http.request(options as http.RequestOptions);
+    let settled = false;
+    let gotSocket = false;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (outcome: AttemptOutcome): void => {
+      if (settled) return;
+      settled = true;
+      resolve(outcome);
+    };
+    if (request.timeoutMs !== undefined) {
+      const ms = request.timeoutMs;
+      timer = setTimeout(() => {
+        timedOut = true;
+        upstream.destroy(new Error(timeoutMessage(ms)));
+        settle({ kind: 'timeout', message: timeoutMessage(ms) });
+      }, ms);
+    }
+    upstream.once('socket', () => (gotSocket = true));
+    upstream.on('error', (error) => {
+      if (timer) clearTimeout(timer);
+      if (error instanceof UpstreamConnectError || !gotSocket) settle({ kind: 'connect-failure', message: error.message });
+      else settle({ kind: 'reset', message: error.message });
+    });
+    upstream.once('response', (incoming: http.IncomingMessage) => {
+      incoming.once('end', () => timer && clearTimeout(timer));
+      incoming.once('close', () => timer && clearTimeout(timer));
+      settle({
+        kind: 'response',
+        response: {
+          status: incoming.statusCode ?? 502,
+          headers: endToEnd(incoming.headers),
+          body: incoming,
+          trailers: () => (Object.keys(incoming.trailers).length > 0 ? { ...incoming.trailers } : undefined),
+          timedOut: () => timedOut,
+          abort: () => upstream.destroy(),
+        },
+      });
+    });
+    upstream.once('upgrade', (incoming: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (timer) clearTimeout(timer);
+      const headers = endToEnd(incoming.headers);
+      // The protocol switched to travels back to the client with the 101.
+      if (incoming.headers.upgrade !== undefined) headers.upgrade = incoming.headers.upgrade;
+      settle({
+        kind: 'response',
+        response: {
+          status: incoming.statusCode ?? 101,
+          headers,
+          body: incoming,
+          trailers: () => undefined,
+          timedOut: () => false,
+          abort: () => socket.destroy(),
+          upgraded: { socket, head },
+        },
+      });
+    });
+    if (request.upgrade !== undefined) upstream.end();
+    else request.body.pipe(upstream);
+  });
+}
+
+async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
+  let session: http2.ClientHttp2Session;
+  try {
+    session = await pool.session(request.target);
+  } catch (error) {
+    return { kind: 'connect-failure', message: (error as Error).message };
+  }
+  return new Promise((resolve) => {
+    const headers: HeaderBag = { ...request.headers, ':method': request.method, ':path': request.path, ':authority': request.authority, ':scheme': 'http' };
+    // gRPC needs `te: trailers`, the one value HTTP/2 allows.
+    const te = request.headers.te;
+    if (te === 'trailers') headers.te = te;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers as http2.OutgoingHttpHeaders);
+    } catch (error) {
+      resolve({ kind: 'connect-failure', message: (error as Error).message });
+      return;
+    }
+    let settled = false;
+    let timedOut = false;
+    let trailers: HeaderBag | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (outcome: AttemptOutcome): void => {
+      if (settled) return;
+      settled = true;
+      resolve(outcome);
+    };
+    if (request.timeoutMs !== undefined) {
+      const ms = request.timeoutMs;
+      timer = setTimeout(() => {
+        timedOut = true;
+        stream.destroy(new Error(timeoutMessage(ms)));
+        settle({ kind: 'timeout', message: timeoutMessage(ms) });
+      }, ms);
+    }
+    stream.on('error', (error) => settle({ kind: 'reset', message: error.message }));
+    stream.once('close', () => {
+      if (timer) clearTimeout(timer);
+      settle({ kind: 'reset', message: `upstream stream closed before a response (code ${stream.rstCode ?? 0})` });
+    });
+    stream.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
+    stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+      settle({
+        kind: 'response',
+        response: {
+          status: Number(received[':status'] ?? 502),
+          headers: endToEnd(received),
+          body: stream,
+          trailers: () => trailers,
+          timedOut: () => timedOut,
+          abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+        },
+      });
+    });
+    request.body.pipe(stream);
+  });
+}

@@ -1,0 +1,173 @@
+// Upstream HTTP connections per endpoint, kept alive and reused: HTTP/1.1 connections in an
+// http.Agent whose sockets are tunnel CONNECT streams or plain TCP, and one HTTP/2 session each.
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Peer, TunnelPool } from '../tunnel/tunnel-pool';
+
+/** Where an upstream connection goes: through a peer agent's tunnel, or straight over TCP. */
+export type UpstreamTarget =
+  | { readonly kind: 'tunnel'; readonly peer: Peer; readonly address: string; readonly port: number }
+  | { readonly kind: 'tcp'; readonly address: string; readonly port: number };
+
+export interface UpstreamPoolOptions {
+  tunnels: TunnelPool;
+  /** Close an upstream connection that has carried no request for this long. */
+  idleTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface UpstreamPoolStats {
+  /** HTTP/1.1 connections opened, over the pool's life. */
+  http1Connections: number;
+  /** HTTP/2 sessions opened, over the pool's life. */
+  http2Sessions: number;
+}
+
+/** A failure to establish the connection (refused, unreachable, tunnel refused): Envoy's UF. */
+export class UpstreamConnectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UpstreamConnectError';
+  }
+}
+
+/** Request options carrying the target to createConnection (http.Agent passes request options through). */
+interface TargetedOptions extends http.ClientRequestArgs {
+  meshTarget: UpstreamTarget;
+}
+
+type ConnectionCallback = (error: Error | null, socket: Duplex) => void;
+
+export function targetKey(target: UpstreamTarget): string {
+  return `${target.kind}|${target.address}:${target.port}`;
+}
+
+/**
+ * An http.Agent whose connections may be tunnel streams. Keeping a connection alive calls socket-only
+ * methods (ref, unref, setKeepAlive); a tunnel stream has no handle of its own (its session owns the
+ * TCP connection and its keep-alive), so it gets no-op versions of them.
+ */
+class MeshHttpAgent extends http.Agent {
+  constructor(
+    private readonly pool: UpstreamPool,
+    idleTimeoutMs: number,
+  ) {
+    super({ keepAlive: true, timeout: idleTimeoutMs, scheduling: 'lifo' });
+  }
+
+  /** Connections are pooled per target: the same address through a tunnel and over TCP are different upstreams. */
+  override getName(options?: http.ClientRequestArgs): string {
+    return targetKey((options as TargetedOptions).meshTarget);
+  }
+
+  // Node calls this with a callback and waits for it when nothing is returned.
+  override createConnection(options: http.ClientRequestArgs, callback?: ConnectionCallback): undefined {
+    this.pool.connect((options as TargetedOptions).meshTarget).then(
+      (socket) => callback?.(null, socket instanceof net.Socket ? socket : Object.assign(socket, SOCKET_ONLY)),
+      (error: Error) => callback?.(error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+
+}
+
+function noop(): void {}
+
+const SOCKET_ONLY = { ref: noop, unref: noop, setKeepAlive: noop };
+
+export class UpstreamPool {
+  private readonly options: UpstreamPoolOptions;
+  private readonly agent: MeshHttpAgent;
+  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
+  private readonly live = new Set<http2.ClientHttp2Session>();
+  private readonly counters: UpstreamPoolStats = { http1Connections: 0, http2Sessions: 0 };
+
+  constructor(options: UpstreamPoolOptions) {
+    this.options = options;
+    this.agent = new MeshHttpAgent(this, this.idleTimeoutMs);
+  }
+
+  private get idleTimeoutMs(): number {
+    return this.options.idleTimeoutMs ?? 60_000;
+  }
+
+  stats(): UpstreamPoolStats {
+    return { ...this.counters };
+  }
+
+  /** Options for http.request that send it on a pooled HTTP/1.1 connection to `target`. */
+  http1Options(target: UpstreamTarget): { agent: http.Agent; host: string; port: number; meshTarget: UpstreamTarget } {
+    return { agent: this.agent, host: target.address, port: target.port, meshTarget: target };
+  }
+
+  /** The HTTP/2 session to `target`, opened on first use and shared by every later request. */
+  session(target: UpstreamTarget): Promise<http2.ClientHttp2Session> {
+    const key = targetKey(target);
+    let pending = this.sessions.get(key);
+    if (!pending) {
+      pending = this.openSession(key, target);
+      this.sessions.set(key, pending);
+      pending.catch(() => this.sessions.delete(key));
+    }
+    return pending;
+  }
+
+  /** A new byte stream to `target`; rejects with UpstreamConnectError when it cannot be opened. */
+  async connect(target: UpstreamTarget): Promise<Duplex> {
+    if (target.kind === 'tunnel') {
+      try {
+        const stream = await this.options.tunnels.open(target.peer, { address: target.address, port: target.port });
+        this.counters.http1Connections++;
+        return stream;
+      } catch (error) {
+        throw new UpstreamConnectError((error as Error).message);
+      }
+    }
+    const socket = await connectTcp(target.address, target.port, this.options.connectTimeoutMs ?? 10_000);
+    this.counters.http1Connections++;
+    return socket;
+  }
+
+  /** Closes idle HTTP/1.1 connections and every HTTP/2 session (streams in flight may finish). */
+  close(): void {
+    this.agent.destroy();
+    for (const session of this.live) session.close();
+  }
+
+  private async openSession(key: string, target: UpstreamTarget): Promise<http2.ClientHttp2Session> {
+    const socket = await this.connect(target);
+    this.counters.http1Connections--;
+    this.counters.http2Sessions++;
+    const session = http2.connect(`http://${target.address}:${target.port}`, { createConnection: () => socket });
+    this.live.add(session);
+    const pending = this.sessions.get(key);
+    const forget = (): void => {
+      this.live.delete(session);
+      if (this.sessions.get(key) === pending) this.sessions.delete(key);
+    };
+    session.on('error', forget);
+    session.once('close', forget);
+    session.once('goaway', forget);
+    // Inactivity on the whole session (no stream, no frame) closes it; streams in flight keep it busy.
+    session.setTimeout(this.idleTimeoutMs, () => session.close());
+    await new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve());
+      session.once('error', (error) => reject(new UpstreamConnectError(error.message)));
+    });
+    return session;
+  }
+}
+
+function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, noDelay: true });
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)));
+    socket.once('error', (error) => reject(new UpstreamConnectError(error.message)));
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      resolve(socket);
+    });
+  });
+}
