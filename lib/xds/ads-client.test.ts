@@ -8,7 +8,7 @@ import { eventually } from '../../test/support/eventually';
 
 interface RequestMessage {
   version_info?: string;
-  node?: { id?: string; cluster?: string; user_agent_name?: string; metadata?: { fields?: Record<string, unknown> } };
+  node?: { id?: string; cluster?: string; user_agent_name?: string; metadata?: { fields?: Record<string, unknown> }; locality?: { region?: string; zone?: string; sub_zone?: string } };
   resource_names?: string[];
   type_url?: string;
   response_nonce?: string;
@@ -109,6 +109,14 @@ test('the first request carries the node; an accepted response is ACKed with its
   t.deepEqual([...updates[0]!.resources.keys()].sort(), ['l443', 'l80']);
   t.is((updates[0]!.resources.get('l80') as { address: { socket_address: { port_value: number } } }).address.socket_address.port_value, 80);
   t.is(client.version(TypeUrl.Listener), 'v1');
+});
+
+test('a node locality goes out as Node.locality, for the server to order failover priorities', async (t) => {
+  const server = await ScriptedServer.start(t);
+  const client = newClient(t, server, { node: { id: 'agent-1', locality: { region: 'eu', zone: 'eu-a', sub_zone: 'rack-1' } } });
+  client.subscribe(TypeUrl.Listener, '*');
+  const first = await (await server.stream(0)).request(0);
+  t.deepEqual(first.node?.locality, { region: 'eu', zone: 'eu-a', sub_zone: 'rack-1' });
 });
 
 test('a response that validate refuses is NACKed with its message and the previous resources stay', async (t) => {

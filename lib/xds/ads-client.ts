@@ -20,6 +20,8 @@ export interface AdsClientNode {
   id: string;
   cluster?: string;
   metadata?: Record<string, unknown>;
+  /** Where the client runs; the server orders locality failover priorities from it. */
+  locality?: { region?: string; zone?: string; sub_zone?: string };
 }
 
 export interface BackoffOptions {
@@ -135,6 +137,7 @@ function encodeNode(node: AdsClientNode, userAgent: string): Buffer {
     id: node.id,
     cluster: node.cluster ?? '',
     metadata: jsonToStruct(node.metadata ?? {}),
+    ...(node.locality ? { locality: node.locality } : {}),
     user_agent_name: userAgent,
   });
   const bytes = nodeType.encode(message).finish();

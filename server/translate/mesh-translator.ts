@@ -233,7 +233,7 @@ class ModelState {
   }
 
   identity(node: XdsNode): NodeIdentity {
-    const key = `${node.id}\u0000${JSON.stringify(node.metadata[NodeMetadataKey.namespace] ?? null)}\u0000${JSON.stringify(node.metadata[NodeMetadataKey.labels] ?? null)}`;
+    const key = `${node.id}\u0000${JSON.stringify(node.metadata[NodeMetadataKey.namespace] ?? null)}\u0000${JSON.stringify(node.metadata[NodeMetadataKey.labels] ?? null)}\u0000${JSON.stringify(node.locality ?? null)}`;
     let identity = this.identities.get(key);
     if (!identity) this.identities.set(key, (identity = nodeIdentity(this.index, node)));
     return identity;

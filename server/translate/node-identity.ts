@@ -24,7 +24,10 @@ export interface NodeIdentity {
    * first of `namespaces`. A host running workloads of several namespaces follows the first one.
    */
   configNamespace: string;
-  /** The locality of the node's first workload; undefined when it has none or it is empty. */
+  /**
+   * The locality the node states in its xDS Node (Envoy's and mesh-agent's own), else that of its
+   * first workload; undefined when neither is known.
+   */
   locality?: Locality;
 }
 
@@ -69,7 +72,7 @@ export function nodeIdentity(index: ModelIndex, node: XdsNode): NodeIdentity {
     views.push({ namespace: typeof ns === 'string' && ns !== '' ? ns : DEFAULT_NAMESPACE, labels: metadataLabels(node) });
   }
   const namespaces = [...new Set(views.map((v) => v.namespace))].sort();
-  const first = workloads[0]?.endpoint.locality;
+  const first = node.locality ?? workloads[0]?.endpoint.locality;
   const locality = first && (first.region !== '' || first.zone !== '' || first.subzone !== '') ? first : undefined;
   return { id: node.id, workloads, views, namespaces, configNamespace: namespaces[0]!, locality };
 }

@@ -448,6 +448,10 @@ export class AdsServer {
       const refusal = stream.authorize?.(stream.call, id);
       if (refusal) return this.fail(stream, refusal.code, refusal.message);
       stream.node = { id, cluster: node.cluster ?? '', metadata: structToJson(node.metadata) };
+      const locality = node.locality;
+      if (locality && (locality.region || locality.zone || locality.sub_zone)) {
+        stream.node.locality = { region: locality.region ?? '', zone: locality.zone ?? '', subzone: locality.sub_zone ?? '' };
+      }
       stream.log = this.log.child({ stream: stream.id, node: id });
       this.observer.streamOpened(id);
       stream.log.info({ peer: stream.peer }, 'xDS stream opened');

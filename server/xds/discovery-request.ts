@@ -13,6 +13,7 @@ export interface RequestNode {
   id?: string;
   cluster?: string;
   metadata?: unknown;
+  locality?: { region?: string; zone?: string; sub_zone?: string };
 }
 
 export interface DiscoveryRequestView {

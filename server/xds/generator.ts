@@ -10,6 +10,8 @@ export interface XdsNode {
   cluster: string;
   /** node.metadata, decoded from google.protobuf.Struct to plain JSON. */
   metadata: Record<string, unknown>;
+  /** node.locality when the client states one (mesh-agent sends its agent.yaml `locality`). */
+  locality?: { region: string; zone: string; subzone: string };
 }
 
 export interface EncodedResource {
