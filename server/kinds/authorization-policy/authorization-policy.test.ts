@@ -68,7 +68,7 @@ rules:
   t.deepEqual(lines(result.issues), []);
 });
 
-test('the documented allow-nothing, deny-all, CUSTOM and waypoint policies are accepted', (t) => {
+test('the documented allow-nothing, deny-all and waypoint policies are accepted, CUSTOM is reported as not supported', (t) => {
   t.deepEqual(ap(`{}`).issues, []);
   t.deepEqual(ap(`{action: DENY, rules: [{}]}`).issues, []);
   const custom = ap(`
@@ -83,7 +83,9 @@ rules:
   - operation:
       paths: ["/admin/*"]
 `);
-  t.deepEqual(custom.issues, []);
+  // Well-formed, but mesh-agent has no external authorizer: analysis says so rather than ignore it.
+  t.deepEqual(custom.issues.map((i) => [i.path, i.code]), [['action', 'custom-not-supported']]);
+  t.regex(custom.issues[0]!.message, /CUSTOM \(external authorization through provider "my-custom-authz"\) is not supported by mesh-agent/);
   const waypoint = ap(`
 targetRefs:
 - kind: Gateway

@@ -1,5 +1,5 @@
 // AuthorizationPolicy rules beyond the schema, following Istio's validation: CUSTOM needs a provider
-// and others must not have one, non-empty sources/operations, valid IPs/ports/conditions, and only
+// (and is reported as not supported: no ext_authz here) and others must not have one, non-empty sources/operations, valid IPs/ports/conditions, and only
 // the exact/prefix/suffix/presence (`*`) value forms Istio matches on.
 import type { ReportIssue } from '../../config/kind';
 import { checkPolicyTargets, isIpOrCidr, isValidPort, reportAt, type Segments } from '../common';
@@ -29,6 +29,8 @@ export function checkAuthorizationPolicy(spec: AuthorizationPolicySpec, report: 
   const action = spec.action ?? 'ALLOW';
 
   if (action === 'CUSTOM') {
+    // Never let a CUSTOM policy look enforced: the agent has no ext_authz client to ask.
+    reportAt(report, ['action'], `CUSTOM (external authorization through provider ${JSON.stringify(spec.provider?.name ?? '')}) is not supported by mesh-agent; express the rules as ALLOW or DENY policies (were it applied, its rules would deny the requests they match)`, action, 'custom-not-supported');
     if (spec.rules === undefined) {
       reportAt(report, ['rules'], 'CUSTOM action without rules is meaningless as it will never be triggered; add an empty rule {} to trigger it for every request', undefined, 'missing-rules');
     }
