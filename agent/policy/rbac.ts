@@ -6,8 +6,8 @@
 //   authz.authorizeConnection(view) -> AuthorizationDecision   // TCP chains: network RBAC filters
 //   authz.authorizeRequest(view)    -> AuthorizationDecision   // HTTP chains: HTTP RBAC filters
 // Filters run in order; the first DENY decides; LOG (Istio's AUDIT) filters only report. A denied
-// request gets 403 "RBAC: access denied"; a denied connection is closed. Evaluation allocates only
-// the decision (and a path slice when the request path has a query string).
+// request gets 403 "RBAC: access denied"; a denied connection is closed. Decisions are built at
+// compile time; evaluation allocates only with AUDIT/shadow matches or a path with a query string.
 import type { JsonValue } from '../../lib/xds/struct';
 import { HeaderMatcher, RouteConfigError, StringMatcher, checkFields, type Decoded, type HeaderLookup } from '../routing/request-matchers';
 import { IpRange, IpRangeError } from './ip-range';
@@ -272,6 +272,9 @@ function compilePermission(message: Decoded, path: string): Predicate {
 interface CompiledPolicy {
   readonly name: string;
   readonly matches: Predicate;
+  /** The decisions this policy makes alone, built once so that deciding allocates nothing. */
+  readonly allows: AuthorizationDecision;
+  readonly denies: AuthorizationDecision;
 }
 
 type Action = 'ALLOW' | 'DENY' | 'LOG';
@@ -299,14 +302,19 @@ class RbacRules {
       if (permissions.length === 0 || principals.length === 0) throw new RouteConfigError(at, 'a policy needs at least one permission and one principal');
       const permission = some(permissions.map((p, i) => compilePermission(p, `${at}.permissions[${i}]`)));
       const principal = some(principals.map((p, i) => compilePrincipal(p, `${at}.principals[${i}]`)));
-      return { name, matches: (v: View) => permission(v) && principal(v) };
+      return {
+        name,
+        matches: (v: View) => permission(v) && principal(v),
+        allows: Object.freeze({ allowed: true, policy: name }),
+        denies: Object.freeze({ allowed: false, policy: name }),
+      };
     });
     return new RbacRules(action, compiled);
   }
 
   /** The first policy (by name) that matches, or undefined. */
-  match(view: View): string | undefined {
-    for (let i = 0; i < this.policies.length; i++) if (this.policies[i]!.matches(view)) return this.policies[i]!.name;
+  match(view: View): CompiledPolicy | undefined {
+    for (let i = 0; i < this.policies.length; i++) if (this.policies[i]!.matches(view)) return this.policies[i];
     return undefined;
   }
 }
@@ -325,6 +333,8 @@ function compileFilter(config: Decoded, path: string): CompiledFilter {
 }
 
 const ALLOWED: AuthorizationDecision = Object.freeze({ allowed: true });
+/** An ALLOW filter none of whose policies matched. */
+const DENIED: AuthorizationDecision = Object.freeze({ allowed: false });
 
 /** An ordered list of RBAC filters, evaluated as Envoy's filter chain would. */
 export class RbacFilterChain {
@@ -341,24 +351,18 @@ export class RbacFilterChain {
 
   evaluate(view: View): AuthorizationDecision {
     if (this.filters.length === 0) return ALLOWED;
-    let audit: string | undefined;
-    let allowedBy: string | undefined;
-    let shadow: { allowed: boolean; policy?: string } | undefined;
+    let audit: CompiledPolicy | undefined;
+    let allowedBy: CompiledPolicy | undefined;
+    let deniedBy: CompiledPolicy | undefined;
     let denied = false;
-    let deniedBy: string | undefined;
+    let shadow: { allowed: boolean; policy?: string } | undefined;
     for (let i = 0; i < this.filters.length && !denied; i++) {
       const { rules, shadow: shadowRules } = this.filters[i]!;
-      if (shadowRules && (!shadow || shadow.allowed)) {
-        const matched = shadowRules.match(view);
-        if (shadowRules.action === 'DENY' && matched !== undefined) shadow = { allowed: false, policy: matched };
-        else if (shadowRules.action === 'ALLOW') shadow = matched === undefined ? { allowed: false } : { allowed: true, policy: matched };
-        else if (!shadow) shadow = { allowed: true, policy: matched };
-      }
+      if (shadowRules && (!shadow || shadow.allowed)) shadow = shadowOutcome(shadowRules, view, shadow);
       if (!rules) continue;
       const matched = rules.match(view);
-      if (rules.action === 'LOG') {
-        if (matched !== undefined && audit === undefined) audit = matched;
-      } else if (rules.action === 'DENY') {
+      if (rules.action === 'LOG') audit ??= matched;
+      else if (rules.action === 'DENY') {
         if (matched !== undefined) {
           denied = true;
           deniedBy = matched;
@@ -366,14 +370,26 @@ export class RbacFilterChain {
       } else if (matched === undefined) denied = true;
       else allowedBy ??= matched;
     }
-    if (!denied && audit === undefined && allowedBy === undefined && shadow === undefined) return ALLOWED;
+    // The common outcomes are decisions built at compile time.
+    if (audit === undefined && shadow === undefined) {
+      if (denied) return deniedBy ? deniedBy.denies : DENIED;
+      return allowedBy ? allowedBy.allows : ALLOWED;
+    }
     const decision: { allowed: boolean; policy?: string; audit?: string; shadow?: typeof shadow } = { allowed: !denied };
     const policy = denied ? deniedBy : allowedBy;
-    if (policy !== undefined) decision.policy = policy;
-    if (audit !== undefined) decision.audit = audit;
+    if (policy !== undefined) decision.policy = policy.name;
+    if (audit !== undefined) decision.audit = audit.name;
     if (shadow !== undefined) decision.shadow = shadow;
     return decision;
   }
+}
+
+/** What shadow rules would decide, folded into the outcome so far (a shadow denial sticks). */
+function shadowOutcome(rules: RbacRules, view: View, before: { allowed: boolean; policy?: string } | undefined): { allowed: boolean; policy?: string } | undefined {
+  const matched = rules.match(view);
+  if (rules.action === 'DENY') return matched !== undefined ? { allowed: false, policy: matched.name } : before;
+  if (rules.action === 'ALLOW') return matched === undefined ? { allowed: false } : { allowed: true, policy: matched.name };
+  return before ?? (matched ? { allowed: true, policy: matched.name } : undefined);
 }
 
 function typeOf(message: Decoded): string | undefined {
