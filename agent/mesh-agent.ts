@@ -3,7 +3,6 @@
 import type { Logger } from '../lib/log';
 import { TypeUrl } from '../lib/xds/protos';
 import { createAgentAdmin, createReadinessServer, type AgentHttpServer, type AgentReadiness, type AgentStats, type AppliedConfig, type HttpAddress } from './admin/agent-admin';
-import { lbConfigFromCluster, type DecodedCluster } from './balancing/create-load-balancer';
 import type { AgentConfig } from './config/agent-config';
 import { Inbound, InboundTable } from './proxy/inbound';
 import { Outbound } from './proxy/outbound';
@@ -11,6 +10,7 @@ import { OutboundTable, TUNNEL_PORT } from './proxy/outbound-table';
 import { createCommandRunner } from './redirect/command-runner';
 import type { RedirectBackend } from './redirect/redirect-backend';
 import { createRedirectPlan, describeRedirectPlan } from './redirect/redirect-plan';
+import { ClusterGuards, clusterResilience, type DecodedGuardedCluster } from './resilience/cluster-guard';
 import { selectBackend } from './redirect/select-backend';
 import { TunnelPool } from './tunnel/tunnel-pool';
 import { TunnelServer } from './tunnel/tunnel-server';
@@ -26,18 +26,28 @@ export interface MeshAgentOptions {
   tunnelPort?: number;
 }
 
-/** NACKs clusters whose load-balancing policy the agent cannot build, naming the cluster and field. */
+/**
+ * NACKs clusters whose load-balancing policy, circuit breakers, outlier detection or connection
+ * settings the agent cannot honour, naming the cluster and field.
+ */
 export function validateResources(typeUrl: string, resources: ResourceMap): string | undefined {
   if (typeUrl !== TypeUrl.Cluster) return undefined;
   for (const cluster of resources.values()) {
     if ((cluster as { type?: string }).type !== 'EDS') continue;
     try {
-      lbConfigFromCluster(cluster as DecodedCluster);
+      clusterResilience(cluster as DecodedGuardedCluster);
     } catch (error) {
       return (error as Error).message;
     }
   }
   return undefined;
+}
+
+/** agent.yaml's `region/zone/subzone` as the xDS Node's locality, so the server can order failover from it. */
+function nodeLocality(locality: string | undefined): { locality?: { region: string; zone: string; sub_zone: string } } {
+  if (!locality) return {};
+  const [region = '', zone = '', subZone = ''] = locality.split('/');
+  return { locality: { region, zone, sub_zone: subZone } };
 }
 
 export class MeshAgent {
@@ -50,6 +60,8 @@ export class MeshAgent {
   private readonly inbound: Inbound;
   private readonly configuredPorts: number[];
   private outboundTable: OutboundTable | undefined;
+  /** Per-cluster circuit breakers and outlier detectors, kept across configs. */
+  private readonly guards = new ClusterGuards();
   private inboundTable: InboundTable;
   private backend: RedirectBackend | undefined;
   private readonly admin: AgentHttpServer;
@@ -80,7 +92,7 @@ export class MeshAgent {
     this.ready.catch(() => undefined);
     this.xds = new AgentXds({
       server: config.server,
-      node: { id: config.node, cluster: 'mesh-agent', metadata: { NAMESPACE: config.namespace } },
+      node: { id: config.node, cluster: 'mesh-agent', metadata: { NAMESPACE: config.namespace }, ...nodeLocality(config.locality) },
       stateDir: config.stateDir,
       validate: validateResources,
       logger: this.log,
@@ -117,7 +129,7 @@ export class MeshAgent {
   /** The same counters as plain records: the admin API prints any group without knowing its fields. */
   private counters(): AgentStats {
     const { outbound, inbound, tunnelPool } = this.stats();
-    return { outbound: { ...outbound }, inbound, tunnelPool: { ...tunnelPool } };
+    return { outbound: { ...outbound }, inbound, tunnelPool: { ...tunnelPool }, ...this.guards.stats() };
   }
 
   /** Ready once a config (server or snapshot) is in force and the redirection, when enabled, is verified. */
@@ -151,6 +163,7 @@ export class MeshAgent {
       }
       await Promise.all([this.outbound.drain(graceMs), this.inbound.drain(graceMs), this.tunnel.close(graceMs)]);
       await this.pool.close(graceMs);
+      this.guards.close();
       await this.xds.close();
       await Promise.all([this.admin.close(), this.readinessServer.close()]);
     })();
@@ -159,7 +172,7 @@ export class MeshAgent {
 
   private apply(view: AgentXdsConfig): void {
     const config = this.options.config;
-    this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort });
+    this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort, guards: this.guards });
     this.inboundTable = new InboundTable(view, this.configuredPorts);
     this.applied = { view, appliedAt: new Date() };
     this.log.info({ source: view.source, versions: view.versions, listeners: view.listeners.size, clusters: view.clusters.size }, 'config applied');

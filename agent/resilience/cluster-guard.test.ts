@@ -5,6 +5,8 @@ import test from 'ava';
 import { endpoint, port, service } from '../../server/translate/testing';
 import type { Locality } from '../../server/registry/service';
 import { countPicks, context, translated } from '../balancing/testing';
+import { TypeUrl } from '../../lib/xds/protos';
+import { validateResources } from '../mesh-agent';
 import { ClusterGuards, clusterResilience } from './cluster-guard';
 import { ManualClock } from './testing';
 
@@ -38,6 +40,7 @@ test('ejecting the local endpoint fails over to the same region, then to the oth
   clock.advance(10_000);
   t.deepEqual(picks(), ['10.0.0.1']);
   t.like(guard.stats().outlier_detection, { ejections_enforced_total: 2, ejections_active: 0 });
+  t.like(guards.stats()[`cluster.${CLUSTER}`], { upstream_cx_overflow: 0, 'circuit_breakers.default.remaining_cx': 2, 'outlier_detection.ejections_enforced_total': 2 });
   guards.close();
   t.is(clock.activeTimers, 0);
 });
@@ -80,4 +83,14 @@ test('a cluster that leaves the config stops its timer; one that loses outlier d
   guards.retain(new Set());
   t.is(clock.activeTimers, 0);
   t.is(guards.get(CLUSTER), undefined);
+});
+
+test('the agent NACKs a cluster whose resilience settings it cannot honour, naming cluster and field, and accepts Istio\'s usual ones', (t) => {
+  const bad = translated([client, reviews(THREE)], { host: HOST, trafficPolicy: { connectionPool: { tcp: { tcpKeepalive: { time: '60s', interval: '10s' } } } } } as never, CLUSTER, 'client-eu-a').cluster as Record<string, unknown>;
+  const message = validateResources(TypeUrl.Cluster, new Map<string, Record<string, unknown>>([[CLUSTER, bad]]));
+  t.regex(message ?? '', /^cluster outbound\|9080\|\|reviews\.default\.svc\.cluster\.local: upstream_connection_options\.tcp_keepalive\.keepalive_interval cannot be honoured/);
+  const unsupported = { ...translated([client, reviews(THREE)], RULE as never, CLUSTER, 'client-eu-a').cluster, outlier_detection: { enforcing_success_rate: { value: 100 } } };
+  t.regex(validateResources(TypeUrl.Cluster, new Map<string, Record<string, unknown>>([[CLUSTER, unsupported]])) ?? '', /outlier_detection\.enforcing_success_rate is not supported/);
+  const good = translated([client, reviews(THREE)], RULE as never, CLUSTER, 'client-eu-a').cluster as Record<string, unknown>;
+  t.is(validateResources(TypeUrl.Cluster, new Map<string, Record<string, unknown>>([[CLUSTER, good]])), undefined);
 });

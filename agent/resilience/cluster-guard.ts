@@ -169,6 +169,34 @@ export class ClusterGuards {
     }
   }
 
+  /**
+   * Every guarded cluster's counters under Envoy's stat names, one group per cluster
+   * (`cluster.<name>`): upstream_cx_overflow, upstream_rq_pending_overflow,
+   * upstream_rq_retry_overflow, circuit_breakers.default.*, outlier_detection.*.
+   */
+  stats(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [name, guard] of this.guards) {
+      const { circuit_breakers: cb, outlier_detection: od } = guard.stats();
+      const group: Record<string, number> = {
+        upstream_cx_overflow: cb.upstream_cx_overflow,
+        upstream_rq_pending_overflow: cb.upstream_rq_pending_overflow,
+        upstream_rq_retry_overflow: cb.upstream_rq_retry_overflow,
+        'circuit_breakers.default.cx_open': cb.cx_open,
+        'circuit_breakers.default.rq_pending_open': cb.rq_pending_open,
+        'circuit_breakers.default.rq_open': cb.rq_open,
+        'circuit_breakers.default.rq_retry_open': cb.rq_retry_open,
+        'circuit_breakers.default.remaining_cx': cb.remaining_cx,
+        'circuit_breakers.default.remaining_pending': cb.remaining_pending,
+        'circuit_breakers.default.remaining_rq': cb.remaining_rq,
+        'circuit_breakers.default.remaining_retries': cb.remaining_retries,
+      };
+      if (od) for (const [key, value] of Object.entries(od)) group[`outlier_detection.${key}`] = value;
+      out[`cluster.${name}`] = group;
+    }
+    return out;
+  }
+
   /** Stops every timer (agent shutdown). */
   close(): void {
     this.retain(new Set());
