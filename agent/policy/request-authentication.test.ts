@@ -69,6 +69,16 @@ test('no token passes without a principal; invalid tokens get 401 with the reaso
   t.is((result as { status?: number }).status, 401);
 });
 
+test('a verified token is remembered only for its lifetime', async (t) => {
+  let now = nowSeconds();
+  const authn = RequestAuthenticator.fromChain(inboundChain({ jwtRules: [inline] }), new JwksCache(), { nowSeconds: () => now });
+  const token = signer.sign(claims({ exp: now + 120 }));
+  const first = ok(t, await authn.authenticateRequest(bearer(token), '/'));
+  t.is(ok(t, await authn.authenticateRequest(bearer(token), '/')), first, 'the second request reuses the verification');
+  now += 120 + 61;
+  t.deepEqual(await authn.authenticateRequest(bearer(token), '/'), { status: 401, reason: 'Jwt is expired' });
+});
+
 test('fromHeaders with a prefix and fromParams; forwardOriginalToken keeps the header', async (t) => {
   const authn = authenticator({ jwtRules: [{ ...inline, fromHeaders: [{ name: 'x-token', prefix: 'Token ' }], fromParams: ['jwt'], forwardOriginalToken: true }] });
   const token = signer.sign(claims());
