@@ -3,6 +3,7 @@
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { type Destination, formatAuthority } from './hbone-authority';
+import { expectSpiffeIds, identitySni, type TunnelCredentials } from './tunnel-credentials';
 import { DEFAULT_SESSION_WINDOW, DEFAULT_STREAM_WINDOW, REASON_HEADER } from './tunnel-server';
 
 export interface Peer {
@@ -10,7 +11,18 @@ export interface Peer {
   port: number;
 }
 
+/** Mesh mTLS: each session presents a workload's certificate and checks the peer's SPIFFE ID. */
+export interface TunnelPoolMtls {
+  credentials: TunnelCredentials;
+  /** SPIFFE IDs the agent in front of `destination` may prove; undefined when it is no mesh endpoint. */
+  expectedIdentities(destination: Destination): readonly string[] | undefined;
+  /** The identity a stream presents when the caller names none (the host's only workload, or the node). */
+  defaultSource(): string | undefined;
+}
+
 export interface TunnelPoolOptions {
+  /** Mesh mTLS (TLS 1.3, certificates from the agent's identity); takes precedence over `tls`. */
+  mtls?: TunnelPoolMtls;
   /**
    * TLS options for the session (ALPN h2, client certificate, CA). Without them the pool speaks
    * h2c; with them it speaks h2 over TLS to the same kind of server.
@@ -49,6 +61,8 @@ export class TunnelError extends Error {
 
 interface PooledSession {
   key: string;
+  /** With mTLS: the SPIFFE ID this session presented, so a rotation can retire exactly its sessions. */
+  source: string | undefined;
   session: http2.ClientHttp2Session;
   ready: Promise<void>;
   /** Callers waiting for or using this session; decides which session a new caller joins. */
@@ -58,6 +72,14 @@ interface PooledSession {
   dead: boolean;
   idleTimer: NodeJS.Timeout | undefined;
   pingTimer: NodeJS.Timeout | undefined;
+}
+
+/** The mTLS side of one pooled session: who it speaks as, whom it expects, and its TLS options. */
+interface SessionSecurity {
+  source: string;
+  /** Prefix of the pool key: one session per (source identity, expected identities, peer). */
+  key: string;
+  tls: http2.SecureClientSessionOptions;
 }
 
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
@@ -84,19 +106,62 @@ export class TunnelPool {
    * A reset by the peer shows as 'end' followed by 'aborted' and 'error' (node's order), so a
    * relay must check `aborted`/`rstCode` before turning 'end' into a FIN.
    */
-  async open(peer: Peer, destination: Destination, metadata: Record<string, string> = {}): Promise<Duplex> {
+  async open(peer: Peer, destination: Destination, metadata: Record<string, string> = {}, source?: string): Promise<Duplex> {
     if (this.closed) throw new TunnelError('tunnel pool is closed', undefined, 'pool closed');
     const headers = connectHeaders(destination, metadata);
+    const security = this.options.mtls ? this.security(destination, source) : undefined;
     try {
-      return await this.openOnce(peer, headers);
+      return await this.openOnce(peer, headers, security);
     } catch (err) {
       // A session can die between being picked and carrying the request (GOAWAY from a restarting
       // peer, a dropped connection). Nothing reached the destination yet, so one retry on a
-      // fresh session is safe; answers from the peer (TunnelError with a status) are final.
-      if (err instanceof TunnelError && err.status !== undefined) throw err;
+      // fresh session is safe; answers from the peer (TunnelError with a status) are final, and so
+      // is a peer that proved the wrong identity.
+      if (err instanceof TunnelError && (err.status !== undefined || err.reason.startsWith('peer identity mismatch'))) throw err;
       if (this.closed) throw err;
-      return this.openOnce(peer, headers);
+      return this.openOnce(peer, headers, security);
     }
+  }
+
+  /**
+   * A new certificate for `source` (or a new trust bundle, when `source` is undefined): its sessions
+   * take no new streams and close once their streams are done; new streams get new sessions.
+   */
+  rotate(source?: string): void {
+    for (const list of [...this.byPeer.values()]) {
+      for (const pooled of [...list]) {
+        if (source !== undefined && pooled.source !== source) continue;
+        this.retire(pooled);
+        if (!pooled.session.destroyed) pooled.session.close();
+      }
+    }
+  }
+
+  private security(destination: Destination, requested: string | undefined): SessionSecurity {
+    const mtls = this.options.mtls!;
+    const expected = mtls.expectedIdentities(destination);
+    const where = formatAuthority(destination);
+    if (!expected || expected.length === 0) {
+      throw new TunnelError(`no mesh identity is known for ${where}; it is not sent over the mesh tunnel unverified`, undefined, 'unknown peer identity');
+    }
+    const source = requested ?? mtls.defaultSource();
+    const certificate = source ? mtls.credentials.certificate(source) : undefined;
+    const ca = mtls.credentials.trustBundlePem();
+    if (!source || !certificate || !ca) {
+      throw new TunnelError(`no certificate${source ? ` for ${source}` : ''} yet to open a mesh tunnel to ${where}`, undefined, 'no certificate');
+    }
+    return {
+      source,
+      key: `${source}>${expected.join(',')}@`,
+      tls: {
+        key: certificate.privateKeyPem,
+        cert: certificate.certificateChainPem,
+        ca,
+        minVersion: 'TLSv1.3',
+        servername: identitySni(expected[0]!),
+        checkServerIdentity: expectSpiffeIds(expected),
+      },
+    };
   }
 
   /**
@@ -124,8 +189,8 @@ export class TunnelPool {
     );
   }
 
-  private async openOnce(peer: Peer, headers: http2.OutgoingHttpHeaders): Promise<Duplex> {
-    let pooled = this.acquire(peer);
+  private async openOnce(peer: Peer, headers: http2.OutgoingHttpHeaders, security: SessionSecurity | undefined): Promise<Duplex> {
+    let pooled = this.acquire(peer, security);
     let stream: http2.ClientHttp2Stream | undefined;
     try {
       // A session chosen before its peer's SETTINGS arrived may turn out to be full; a stream
@@ -140,7 +205,7 @@ export class TunnelPool {
           throw new TunnelError(`no session to ${pooled.key} has room for another stream`, undefined, 'no capacity');
         }
         this.release(pooled);
-        pooled = this.acquire(peer);
+        pooled = this.acquire(peer, security);
       }
       pooled.requested++;
       stream = pooled.session.request(headers, { endStream: false });
@@ -204,8 +269,8 @@ export class TunnelPool {
   }
 
   /** Picks a live session with room for one more stream, or starts a new one, and reserves a slot. */
-  private acquire(peer: Peer): PooledSession {
-    const key = `${peer.host}:${peer.port}`;
+  private acquire(peer: Peer, security: SessionSecurity | undefined): PooledSession {
+    const key = `${security?.key ?? ''}${peer.host}:${peer.port}`;
     let list = this.byPeer.get(key);
     if (!list) {
       list = [];
@@ -218,7 +283,7 @@ export class TunnelPool {
         return pooled;
       }
     }
-    const pooled = this.connect(key, peer);
+    const pooled = this.connect(key, peer, security);
     list.push(pooled);
     this.reserve(pooled);
     return pooled;
@@ -251,18 +316,20 @@ export class TunnelPool {
     pooled.idleTimer.unref();
   }
 
-  private connect(key: string, peer: Peer): PooledSession {
+  private connect(key: string, peer: Peer, security: SessionSecurity | undefined): PooledSession {
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const settings: http2.Settings = {
       initialWindowSize: this.options.streamWindow ?? DEFAULT_STREAM_WINDOW,
       enablePush: false,
     };
-    const session = this.options.tls
-      ? http2.connect(`https://${host}:${peer.port}`, { ...this.options.tls, settings, maxSessionMemory: 128 })
+    const tls = security?.tls ?? this.options.tls;
+    const session = tls
+      ? http2.connect(`https://${host}:${peer.port}`, { ...tls, settings, maxSessionMemory: 128 })
       : http2.connect(`http://${host}:${peer.port}`, { settings, maxSessionMemory: 128 });
     this.counters.sessionsCreated++;
     const pooled: PooledSession = {
       key,
+      source: security?.source,
       session,
       ready: Promise.resolve(),
       streams: 0,

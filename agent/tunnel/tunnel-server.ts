@@ -2,7 +2,11 @@
 // each naming its destination in `:authority`, relayed to a local workload port over plain TCP.
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { spiffeIdOf } from '../../lib/ca/peer-identity';
+import { parseSpiffeId } from '../../lib/ca/spiffe';
 import { type Destination, formatAuthority, parseAuthority } from './hbone-authority';
+import { identitySni, type TunnelCredentials } from './tunnel-credentials';
 
 /** Header carrying a human-readable reason on every non-200 answer. */
 export const REASON_HEADER = 'x-tunnel-reason';
@@ -24,6 +28,8 @@ export interface SourceMetadata {
   /** Address of the peer agent's HTTP/2 connection (the tunnel, not the original client). */
   peerAddress?: string;
   peerPort?: number;
+  /** With mTLS: the SPIFFE ID the sending agent proved with its client certificate (source principal). */
+  principal?: string;
 }
 
 export interface TunnelRequest {
@@ -49,8 +55,21 @@ export interface TunnelStreamEvent {
   target?: { host: string; port: number };
 }
 
+/** Mesh mTLS on the tunnel port: TLS 1.3, client certificates from the trust bundle required. */
+export interface TunnelServerMtls {
+  credentials: TunnelCredentials;
+  /** The identities this agent answers as (its workloads); a sender names the one it expects by SNI. */
+  identities(): readonly string[];
+  /** What is presented when the SNI names none of `identities` (the node's own identity). */
+  defaultIdentity(): string | undefined;
+  /** Client certificates must carry a SPIFFE ID in this trust domain. */
+  trustDomain: string;
+}
+
 export interface TunnelServerOptions {
   resolveInbound: ResolveInbound;
+  /** Mesh mTLS; takes precedence over `createServer`. */
+  mtls?: TunnelServerMtls;
   onStream?: (event: TunnelStreamEvent) => void;
   /**
    * Builds the HTTP/2 server. Default is h2c; pass one returning `http2.createSecureServer`
@@ -71,6 +90,10 @@ export class TunnelServer {
   private readonly relays = new Set<net.Socket>();
   private readonly options: TunnelServerOptions;
   private readonly sessionWindow: number;
+  /** With mTLS: each session's verified source principal, read once per session rather than per stream. */
+  private readonly principals = new WeakMap<http2.Http2Session, string>();
+  /** With mTLS: secure contexts by SNI, rebuilt when a certificate or the bundle changes. */
+  private contexts = new Map<string, tls.SecureContext>();
   private closing: Promise<void> | undefined;
 
   constructor(options: TunnelServerOptions) {
@@ -85,11 +108,59 @@ export class TunnelServer {
       // 10 MB memory cap would answer a busy session with ENHANCE_YOUR_CALM.
       maxSessionMemory: 128,
     };
-    this.server = (options.createServer ?? http2.createServer)(serverOptions);
+    this.server = options.mtls ? this.createMtlsServer(serverOptions, options.mtls) : (options.createServer ?? http2.createServer)(serverOptions);
     this.server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
       this.onStream(stream, headers),
     );
+  }
+
+  /**
+   * Certificates or the trust bundle changed: new handshakes use the new material; sessions already
+   * established keep going (their peers were verified when they connected).
+   */
+  refreshCredentials(): void {
+    const mtls = this.options.mtls;
+    if (!mtls) return;
+    this.contexts = new Map();
+    // The default context is the one a handshake starts with (and keeps without SNI).
+    const options = this.materialFor(mtls.defaultIdentity());
+    if (options) (this.server as http2.Http2SecureServer).setSecureContext(options);
+  }
+
+  private createMtlsServer(serverOptions: http2.ServerOptions, mtls: TunnelServerMtls): http2.Http2SecureServer {
+    return http2.createSecureServer({
+      ...serverOptions,
+      ...this.materialFor(mtls.defaultIdentity()),
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+      SNICallback: (servername, callback) => callback(null, this.sniContext(servername)),
+    });
+  }
+
+  private materialFor(spiffeId: string | undefined): tls.SecureContextOptions | undefined {
+    const mtls = this.options.mtls!;
+    const certificate = spiffeId ? mtls.credentials.certificate(spiffeId) : undefined;
+    const ca = mtls.credentials.trustBundlePem();
+    if (!certificate || !ca) return undefined;
+    return { key: certificate.privateKeyPem, cert: certificate.certificateChainPem, ca, minVersion: 'TLSv1.3' };
+  }
+
+  private contextFor(spiffeId: string | undefined): tls.SecureContext | undefined {
+    const material = this.materialFor(spiffeId);
+    return material ? tls.createSecureContext(material) : undefined;
+  }
+
+  private sniContext(servername: string): tls.SecureContext | undefined {
+    const mtls = this.options.mtls!;
+    let context = this.contexts.get(servername);
+    if (context) return context;
+    const wanted = mtls.identities().find((id) => identitySni(id) === servername);
+    context = this.contextFor(wanted ?? mtls.defaultIdentity());
+    // Only known names are cached, so a client sending random SNI cannot grow the map.
+    if (context && wanted) this.contexts.set(servername, context);
+    return context;
   }
 
   listen(port = 15008, host = '0.0.0.0'): Promise<net.AddressInfo> {
@@ -132,6 +203,14 @@ export class TunnelServer {
   }
 
   private onSession(session: http2.ServerHttp2Session): void {
+    if (this.options.mtls) {
+      const principal = this.verifiedPrincipal(session.socket as tls.TLSSocket, this.options.mtls.trustDomain);
+      if (!principal) {
+        session.destroy();
+        return;
+      }
+      this.principals.set(session, principal);
+    }
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     // A session that errors is torn down by node; the error itself is not ours to rethrow.
@@ -140,10 +219,21 @@ export class TunnelServer {
     if (this.closing) session.close();
   }
 
+  /** TLS verified the chain (rejectUnauthorized); the mesh also wants one SPIFFE ID of its own trust domain. */
+  private verifiedPrincipal(socket: tls.TLSSocket, trustDomain: string): string | undefined {
+    if (!socket.authorized) return undefined;
+    const id = spiffeIdOf(socket.getPeerCertificate());
+    if (!id.ok) return undefined;
+    const parsed = parseSpiffeId(id.id);
+    return parsed.ok && parsed.value.trustDomain === trustDomain ? id.id : undefined;
+  }
+
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on('error', () => undefined);
     const authority = headers[':authority'];
     const source = sourceMetadata(headers, stream.session?.socket);
+    const principal = stream.session ? this.principals.get(stream.session) : undefined;
+    if (principal !== undefined) source.principal = principal;
     const event: TunnelStreamEvent = { authority, source, status: 0 };
     if (headers[':method'] !== 'CONNECT') {
       this.refuse(stream, event, 405, 'only CONNECT is served on the tunnel port');
