@@ -15,9 +15,12 @@ node_ok() {
 }
 
 # Tools the tests and the demo use; ip/iptables/nft manage the simulated hosts' network namespaces.
+# wrk and nginx are the benchmark's load generator and reference proxy (`npm run bench` starts its
+# own nginx with a private config; the system service is never started).
 declare -A tool_package=(
   [ip]=iproute2 [iptables]=iptables [nft]=nftables [conntrack]=conntrack [ping]=iputils-ping
-  [curl]=curl [setpriv]=util-linux [make]=make [g++]=g++ [python3]=python3
+  [curl]=curl [setpriv]=util-linux [taskset]=util-linux [make]=make [g++]=g++ [python3]=python3
+  [wrk]=wrk [nginx]=nginx
 )
 missing=()
 for tool in "${!tool_package[@]}"; do
@@ -31,6 +34,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian starts a packaged service on install; the benchmark runs its own nginx, so the system
+  # one must stay stopped. policy-rc.d answering 101 ("forbidden") is Debian's switch for that.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
