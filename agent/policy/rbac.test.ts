@@ -94,6 +94,13 @@ test('methods, hosts (ignoring case), ports and their not forms', (t) => {
   t.false(authz.authorizeRequest(request({ destinationPort: 9090 })).allowed);
 });
 
+test('serviceAccounts match NAMESPACE/SERVICE_ACCOUNT of the peer identity', (t) => {
+  const authz = authorization([['sa', { rules: [{ from: [{ source: { serviceAccounts: ['shop/frontend'] } }] }] }]]);
+  t.true(authz.authorizeRequest(request()).allowed);
+  t.false(authz.authorizeRequest(request({ sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/frontend-admin' })).allowed);
+  t.false(authz.authorizeRequest(request({ sourcePrincipal: 'spiffe://other.domain/ns/shop/sa/frontend' })).allowed, 'another trust domain');
+});
+
 test('sources: namespaces, ipBlocks, remoteIpBlocks and not forms', (t) => {
   const authz = authorization([['src', { rules: [{ from: [{ source: { namespaces: ['shop'], ipBlocks: ['10.0.0.0/16'], notIpBlocks: ['10.0.9.1'], remoteIpBlocks: ['192.0.2.0/24'] } }] }] }]]);
   t.true(authz.authorizeRequest(request({ remoteIp: '192.0.2.7' })).allowed);
