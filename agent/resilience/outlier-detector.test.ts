@@ -19,6 +19,9 @@ const SETTINGS: OutlierSettings = {
   baseEjectionTimeMs: 10_000,
   maxEjectionTimeMs: 300_000,
   maxEjectionPercent: 100,
+  splitLocalOrigin: false,
+  consecutiveLocalOriginFailure: 5,
+  enforcingConsecutiveLocalOriginFailure: 100,
 };
 const KEYS = ['a:1', 'b:1', 'c:1', 'd:1'];
 
@@ -40,13 +43,18 @@ test('Istio\'s outlierDetection arrives as Envoy\'s fields with Envoy\'s default
     baseEjectionTimeMs: 15_000,
     maxEjectionTimeMs: 300_000,
     maxEjectionPercent: 40,
+    splitLocalOrigin: false,
+    consecutiveLocalOriginFailure: 5,
+    enforcingConsecutiveLocalOriginFailure: 100,
   });
+  const split = outlierSettings(translatedCluster([reviews], { host: HOST, trafficPolicy: { outlierDetection: { splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2 } } }, CLUSTER, 'client'), CLUSTER);
+  t.like(split, { splitLocalOrigin: true, consecutiveLocalOriginFailure: 2, enforcingConsecutiveLocalOriginFailure: 100 });
   t.is(outlierSettings({}, 'c'), undefined);
 });
 
 test('ejection kinds the agent does not compute are refused naming the field', (t) => {
   t.throws(() => outlierSettings({ outlier_detection: {} }, 'c'), { message: /cluster c: outlier_detection.enforcing_success_rate is not supported .* set it to 0/ });
-  t.throws(() => outlierSettings({ outlier_detection: { enforcing_success_rate: {}, split_external_local_origin_errors: true } }, 'c'), { message: /split_external_local_origin_errors is not supported/ });
+  t.throws(() => outlierSettings({ outlier_detection: { enforcing_success_rate: {}, enforcing_local_origin_success_rate: { value: 100 } } }, 'c'), { message: /enforcing_local_origin_success_rate is not supported/ });
   t.throws(() => outlierSettings({ outlier_detection: { enforcing_success_rate: {}, interval: {} } }, 'c'), { message: /outlier_detection.interval must be positive/ });
   t.throws(() => outlierSettings({ outlier_detection: { enforcing_success_rate: {}, max_ejection_percent: { value: 120 } } }, 'c'), { message: /max_ejection_percent must be at most 100/ });
 });
@@ -76,6 +84,23 @@ test('local-origin failures count as 5xx; a completed TCP connection counts as a
   t.false(d.isEjected('b:1'));
   d.recordFailure('b:1', 'connect-failure');
   t.true(d.isEjected('b:1'));
+});
+
+test('split local-origin errors: connect failures have their own count, which a connect success ends, and 5xx responses theirs', (t) => {
+  const { d } = detector({ splitLocalOrigin: true, consecutiveLocalOriginFailure: 2 });
+  d.recordFailure('a:1', 'connect-failure');
+  d.recordConnected('a:1');
+  d.recordFailure('a:1', 'timeout');
+  t.false(d.isEjected('a:1'), 'the connect success ended the run');
+  d.recordFailure('a:1', 'connect-failure');
+  t.true(d.isEjected('a:1'));
+  d.recordResponse('b:1', 500);
+  d.recordFailure('b:1', 'connect-failure');
+  d.recordResponse('b:1', 500);
+  t.false(d.isEjected('b:1'), 'local failures do not feed the 5xx count');
+  d.recordResponse('b:1', 500);
+  t.true(d.isEjected('b:1'));
+  t.like(d.stats(), { ejections_enforced_consecutive_local_origin_failure: 1, ejections_enforced_consecutive_5xx: 1 });
 });
 
 test('gateway errors (502/503/504) eject on their own consecutive count; another 5xx breaks the run', (t) => {

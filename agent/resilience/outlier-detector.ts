@@ -1,6 +1,7 @@
 // Envoy's outlier detection for one cluster, consecutive-error kinds: per-endpoint results
 // (HTTP status codes and local-origin failures, folded together as Envoy does when
-// split_external_local_origin_errors is off) eject an endpoint after N consecutive errors, for
+// split_external_local_origin_errors is off, counted apart when it is on) eject an endpoint after
+// N consecutive errors, for
 // base_ejection_time × times ejected in a row (capped by max_ejection_time), within
 // max_ejection_percent; one unref'd interval timer per cluster brings endpoints back.
 //
@@ -8,7 +9,7 @@
 //   const detector = table.guard(cluster).detector;   // undefined without outlier_detection
 //   detector.recordResponse(endpoint.key, status)     // every upstream HTTP response
 //   detector.recordFailure(endpoint.key, 'connect-failure' | 'timeout' | 'reset')
-//   detector.recordConnected(endpoint.key)            // a TCP-proxied connection is established
+//   detector.recordConnected(endpoint.key, final)     // connection established; final: TCP proxying
 //   detector.isEjected(endpoint.key)
 // Ejections and returns call `onChange`, which rebuilds the cluster's endpoint set (the balancer
 // then skips ejected endpoints, with priority spill-over and the panic threshold).
@@ -24,6 +25,10 @@ export interface OutlierSettings {
   readonly baseEjectionTimeMs: number;
   readonly maxEjectionTimeMs: number;
   readonly maxEjectionPercent: number;
+  /** split_external_local_origin_errors: local-origin failures have their own consecutive count. */
+  readonly splitLocalOrigin: boolean;
+  readonly consecutiveLocalOriginFailure: number;
+  readonly enforcingConsecutiveLocalOriginFailure: number;
 }
 
 /** The part of a decoded Cluster read here. */
@@ -56,11 +61,8 @@ export function outlierSettings(cluster: DecodedOutlierDetection, name: string):
   const od = cluster.outlier_detection;
   if (!od) return undefined;
   const where = `cluster ${name}: outlier_detection`;
-  if (od.split_external_local_origin_errors) {
-    throw new Error(`${where}.split_external_local_origin_errors is not supported by mesh-agent (local-origin failures count as 5xx)`);
-  }
   // Envoy enforces success rate by default (100); Istio always sends 0. Non-zero asks for ejection kinds the agent does not compute.
-  for (const field of ['enforcing_success_rate', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin'] as const) {
+  for (const field of ['enforcing_success_rate', 'enforcing_failure_percentage', 'enforcing_failure_percentage_local_origin', 'enforcing_local_origin_success_rate'] as const) {
     const fallback = field === 'enforcing_success_rate' ? 100 : 0;
     if (wrappedPercent(od[field], fallback, `${where}.${field}`) > 0) {
       throw new Error(`${where}.${field} is not supported by mesh-agent (only consecutive 5xx and gateway-error ejection); set it to 0`);
@@ -75,6 +77,9 @@ export function outlierSettings(cluster: DecodedOutlierDetection, name: string):
     baseEjectionTimeMs: durationMs(od.base_ejection_time, 30_000, `${where}.base_ejection_time`),
     maxEjectionTimeMs: durationMs(od.max_ejection_time, 300_000, `${where}.max_ejection_time`),
     maxEjectionPercent: wrappedPercent(od.max_ejection_percent, 10, `${where}.max_ejection_percent`),
+    splitLocalOrigin: od.split_external_local_origin_errors === true,
+    consecutiveLocalOriginFailure: wrappedCount(od.consecutive_local_origin_failure, 5, `${where}.consecutive_local_origin_failure`),
+    enforcingConsecutiveLocalOriginFailure: wrappedPercent(od.enforcing_consecutive_local_origin_failure, 100, `${where}.enforcing_consecutive_local_origin_failure`),
   };
   // A zero interval would spin the un-ejection timer; Envoy's proto requires it to be positive.
   if (settings.intervalMs <= 0) throw new Error(`${where}.interval must be positive`);
@@ -93,11 +98,14 @@ export interface OutlierStats {
   ejections_enforced_consecutive_5xx: number;
   ejections_detected_consecutive_gateway_failure: number;
   ejections_enforced_consecutive_gateway_failure: number;
+  ejections_detected_consecutive_local_origin_failure: number;
+  ejections_enforced_consecutive_local_origin_failure: number;
 }
 
 interface EndpointState {
   consecutive5xx: number;
   consecutiveGateway: number;
+  consecutiveLocalOrigin: number;
   /** Times ejected in a row; grows with each ejection, shrinks by one per healthy interval. */
   multiplier: number;
   /** When the current ejection started, or -1 when not ejected. */
@@ -128,6 +136,8 @@ export class OutlierDetector {
     ejections_enforced_consecutive_5xx: 0,
     ejections_detected_consecutive_gateway_failure: 0,
     ejections_enforced_consecutive_gateway_failure: 0,
+    ejections_detected_consecutive_local_origin_failure: 0,
+    ejections_enforced_consecutive_local_origin_failure: 0,
   };
 
   constructor(settings: OutlierSettings, endpointKeys: Iterable<string>, options: OutlierDetectorOptions) {
@@ -205,19 +215,39 @@ export class OutlierDetector {
   }
 
   /**
-   * A local-origin failure, mapped to the status Envoy substitutes when local and external
-   * errors are not split: a refused or failed connect is 503, a timeout 504, a reset 502.
+   * A local-origin failure. Not split: mapped to the status Envoy substitutes (a refused or
+   * failed connect is 503, a timeout 504, a reset 502). Split: counted toward
+   * consecutive_local_origin_failure only.
    */
   recordFailure(key: string, failure: LocalOriginFailure): void {
-    this.recordResponse(key, failure === 'connect-failure' ? 503 : failure === 'timeout' ? 504 : 502);
+    if (!this.settings.splitLocalOrigin) {
+      this.recordResponse(key, failure === 'connect-failure' ? 503 : failure === 'timeout' ? 504 : 502);
+      return;
+    }
+    const state = this.states.get(key);
+    if (!state || !this.timer) return;
+    const threshold = this.settings.consecutiveLocalOriginFailure;
+    if (++state.consecutiveLocalOrigin >= threshold && threshold > 0) {
+      this.counters.ejections_detected_consecutive_local_origin_failure++;
+      if (this.enforced(this.settings.enforcingConsecutiveLocalOriginFailure)) {
+        this.counters.ejections_enforced_consecutive_local_origin_failure++;
+        this.eject(key, state);
+      }
+    }
   }
 
   /**
-   * A connection established to `key` that no response will follow (TCP proxying): a success,
-   * like Envoy's final local-origin connect success. HTTP callers record the response instead.
+   * A connection established to `key`. Split: ends a run of local-origin failures. Not split:
+   * a success only for TCP proxying (`final`, no response will follow), like Envoy's final
+   * local-origin connect success; HTTP callers record the response instead.
    */
-  recordConnected(key: string): void {
-    this.recordResponse(key, 200);
+  recordConnected(key: string, final = true): void {
+    if (this.settings.splitLocalOrigin) {
+      const state = this.states.get(key);
+      if (state) state.consecutiveLocalOrigin = 0;
+      return;
+    }
+    if (final) this.recordResponse(key, 200);
   }
 
   private enforced(percent: number): boolean {
@@ -231,6 +261,7 @@ export class OutlierDetector {
   private eject(key: string, state: EndpointState): void {
     state.consecutive5xx = 0;
     state.consecutiveGateway = 0;
+    state.consecutiveLocalOrigin = 0;
     if (state.ejectedAt >= 0) return;
     const total = this.states.size;
     if (this.ejected > 0 && ((this.ejected + 1) * 100) / total > this.settings.maxEjectionPercent) {
@@ -275,6 +306,6 @@ export class OutlierDetector {
       if (state.ejectedAt >= 0) this.ejected--;
       this.states.delete(key);
     }
-    for (const key of keep) if (!this.states.has(key)) this.states.set(key, { consecutive5xx: 0, consecutiveGateway: 0, multiplier: 0, ejectedAt: -1 });
+    for (const key of keep) if (!this.states.has(key)) this.states.set(key, { consecutive5xx: 0, consecutiveGateway: 0, consecutiveLocalOrigin: 0, multiplier: 0, ejectedAt: -1 });
   }
 }
