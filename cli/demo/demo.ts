@@ -128,7 +128,7 @@ class DemoRun {
   private async setUp(): Promise<void> {
     const leftovers = await this.step(removeLeftovers());
     if (leftovers) {
-      const parts = [leftovers.namespaces.length > 0 ? `namespaces ${leftovers.namespaces.join(', ')} (${leftovers.processes} processes in them stopped)` : '', leftovers.tempDir ? `temp dir ${leftovers.tempDir}` : ''].filter(Boolean);
+      const parts = [leftovers.namespaces.length > 0 ? `namespaces ${leftovers.namespaces.join(', ')} (${leftovers.processes} ${leftovers.processes === 1 ? 'process' : 'processes'} in them stopped)` : '', leftovers.tempDir ? `temp dir ${leftovers.tempDir}` : ''].filter(Boolean);
       this.io.stdout(`Removed what an earlier demo run left behind when it was killed: ${parts.join('; ') || 'its run record'}.`);
     }
 
@@ -221,10 +221,14 @@ class DemoRun {
         proc.stopping = true;
         return stopProcess(proc.child, graceMs);
       }));
-    // Agents first: each removes its redirection while its namespace and the apps still exist.
+    // Workloads first, as a host is drained: their connections through the agents end, so each
+    // agent's drain has nothing left to wait for; it then removes its redirection. The server last,
+    // so agents never log a lost control plane while stopping.
     const agents = this.processes.filter((proc) => proc.name.startsWith('mesh-agent-'));
+    const server = this.processes.filter((proc) => proc.name === 'mesh-server');
+    await stopAll(this.processes.filter((proc) => !agents.includes(proc) && !server.includes(proc)), PROCESS_STOP_GRACE_MS);
     await stopAll(agents, AGENT_STOP_GRACE_MS);
-    await stopAll(this.processes.filter((proc) => !agents.includes(proc)), PROCESS_STOP_GRACE_MS);
+    await stopAll(server, PROCESS_STOP_GRACE_MS);
     await this.network?.destroy();
     // Namespaces a setup step created after it was abandoned, or that a stray process holds.
     const remaining = await demoNamespaces().catch(() => []);

@@ -14,8 +14,10 @@ export async function httpGetInNamespace(namespace: string, url: string, headers
   const marker = '\n--mesh-demo-status:';
   const result = await runner.run(['curl', '-sS', '--max-time', String(timeoutMs / 1000), ...headerArgs, '-w', `${marker}%{http_code}`, url], { allowFailure: true });
   const at = result.stdout.lastIndexOf(marker);
-  if (at < 0) return { status: 0, body: result.stderr.trim() };
-  return { status: Number(result.stdout.slice(at + marker.length)) || 0, body: result.stdout.slice(0, at) };
+  const status = at < 0 ? 0 : Number(result.stdout.slice(at + marker.length)) || 0;
+  // Nothing answered: curl's own message (refused, timed out) is what there is to show.
+  if (status === 0) return { status, body: result.stderr.trim() || `curl exited with code ${result.exitCode}` };
+  return { status, body: result.stdout.slice(0, at) };
 }
 
 export class Interrupted extends Error {
