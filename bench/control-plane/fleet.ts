@@ -24,6 +24,8 @@ export interface FleetSettings {
   debounceMs: number;
   syncTimeoutMs: number;
   roundTimeoutMs: number;
+  /** Run the server with --cpu-prof, one profile per server process, written here. */
+  cpuProfDir?: string;
 }
 
 export interface FleetResult {
@@ -90,7 +92,7 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
     instanceIds.push({ node, id });
   }
   const xdsAddress = `127.0.0.1:${await freePort()}`;
-  const serverOptions = { configDir, debounceMs: settings.debounceMs, xdsAddress, extraArgs: ['--consul-address', consul.address], startTimeoutMs: settings.syncTimeoutMs };
+  const serverOptions = { configDir, debounceMs: settings.debounceMs, xdsAddress, extraArgs: ['--consul-address', consul.address], startTimeoutMs: settings.syncTimeoutMs, cpuProfDir: settings.cpuProfDir };
   let server: MeshServerProcess | undefined;
   const clients: SimClient[] = [];
   try {
