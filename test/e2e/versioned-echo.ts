@@ -13,8 +13,11 @@ export function echoVip(hosts: Readonly<Record<string, TestHost>>): string {
   return any.ip.replace(/\.\d+$/, '.200');
 }
 
-/** ServiceEntry echo.mesh on the VIP, version v1 on host `v1`, v2 on host `v2`, and its subsets. */
-export function echoService(vip: string, v1: TestHost, v2: TestHost): string {
+/**
+ * ServiceEntry echo.mesh on the VIP, version v1 on host `v1`, v2 on host `v2`, and its subsets;
+ * `trafficPolicy` is the DestinationRule's field as YAML lines indented by four spaces.
+ */
+export function echoService(vip: string, v1: TestHost, v2: TestHost, trafficPolicy?: string): string {
   return `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
@@ -55,7 +58,7 @@ metadata:
   name: echo
 spec:
   host: echo.mesh
-  subsets:
+${trafficPolicy ? `  trafficPolicy:\n${trafficPolicy}\n` : ''}  subsets:
     - { name: v1, labels: { version: v1 } }
     - { name: v2, labels: { version: v2 } }
 `;
