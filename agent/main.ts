@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger } from '../lib/log';
 import { AgentConfigError, DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfigOverrides } from './config/agent-config';
+import { AgentIdentity } from './identity/agent-identity';
 import { MeshAgent } from './mesh-agent';
 
 function integer(name: string, min: number, max: number) {
@@ -45,7 +46,8 @@ async function main(): Promise<void> {
   };
   const config = await loadAgentConfig(flags.config, overrides);
   const logger = createLogger({ name: 'mesh-agent', level: config.logLevel });
-  const agent = new MeshAgent({ config, logger, redirect: flags.redirect });
+  const identity = await AgentIdentity.create(config, logger);
+  const agent = new MeshAgent({ config, logger, redirect: flags.redirect, identity });
 
   let stopping = false;
   const stop = (signal: string, exitCode = 0): void => {

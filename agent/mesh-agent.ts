@@ -12,6 +12,7 @@ import type { RedirectBackend } from './redirect/redirect-backend';
 import { createRedirectPlan, describeRedirectPlan } from './redirect/redirect-plan';
 import { ClusterGuards, clusterResilience, type DecodedGuardedCluster } from './resilience/cluster-guard';
 import { selectBackend } from './redirect/select-backend';
+import type { AgentIdentity } from './identity/agent-identity';
 import { TunnelPool } from './tunnel/tunnel-pool';
 import { TunnelServer } from './tunnel/tunnel-server';
 import { AgentXds, type AgentXdsConfig, type ResourceMap } from './xds/agent-xds';
@@ -24,6 +25,8 @@ export interface MeshAgentOptions {
   /** The uid whose connections are never captured; default this process's. */
   agentUid?: number;
   tunnelPort?: number;
+  /** Certificates from the CA (agent.yaml `tls`): mTLS to mesh-server and between agents; absent, plaintext. */
+  identity?: AgentIdentity;
 }
 
 /**
@@ -96,10 +99,12 @@ export class MeshAgent {
       stateDir: config.stateDir,
       validate: validateResources,
       logger: this.log,
+      credentials: options.identity?.channelCredentials(),
     });
-    this.pool = new TunnelPool({ pingIntervalMs: 30_000, pingTimeoutMs: 10_000 });
+    this.pool = new TunnelPool({ pingIntervalMs: 30_000, pingTimeoutMs: 10_000, mtls: options.identity?.poolMtls() });
     this.inbound = new Inbound({ table: () => this.inboundTable, logger: this.log });
-    this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound });
+    this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound, mtls: options.identity?.serverMtls(config.trustDomain) });
+    options.identity?.attach(this.pool, this.tunnel);
     this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log });
     this.redirectState = options.redirect && config.redirect.enabled ? 'pending' : 'disabled';
     // The root logger, not this.log: POST /logging changes the level of every child that has none of its own.
@@ -114,6 +119,8 @@ export class MeshAgent {
     // First, so that a probe during start-up gets a 503 with the reason instead of a refused connection.
     this.addresses.readiness = await this.readinessServer.listen(config.readiness);
     this.addresses.admin = await this.admin.listen(config.admin);
+    // Stored certificates first (static stability); what is missing is fetched, retried in the background.
+    await this.options.identity?.start();
     await this.tunnel.listen(tunnelPort, '0.0.0.0');
     await this.outbound.listen(config.redirect.outboundPort, config.redirect.ipv6);
     await this.inbound.listen(config.redirect.inboundPort, config.redirect.ipv6);
@@ -165,6 +172,7 @@ export class MeshAgent {
       await this.pool.close(graceMs);
       this.guards.close();
       await this.xds.close();
+      this.options.identity?.stop();
       await Promise.all([this.admin.close(), this.readinessServer.close()]);
     })();
     return this.stopping;
@@ -172,6 +180,7 @@ export class MeshAgent {
 
   private apply(view: AgentXdsConfig): void {
     const config = this.options.config;
+    this.options.identity?.setView(view);
     this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort, guards: this.guards });
     this.inboundTable = new InboundTable(view, this.configuredPorts);
     this.applied = { view, appliedAt: new Date() };

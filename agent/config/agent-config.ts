@@ -59,6 +59,24 @@ const redirectSchema = z.strictObject({
   ipv6: z.boolean().default(false),
 });
 
+const absolutePath = z.string().startsWith('/', 'expected an absolute path');
+
+/**
+ * mTLS to mesh-server (`server` is then its TLS port, 15012) and between agents. Without it the agent
+ * speaks plaintext xDS to a development server and h2c between agents.
+ */
+const tlsSchema = z.strictObject({
+  /** PEM roots that vouch for mesh-server before the agent holds a trust bundle of its own. */
+  caFile: absolutePath,
+  /** From `meshctl bootstrap --node NAME`; needed only while no valid node certificate is stored. */
+  joinToken: z.string().min(1).optional(),
+  joinTokenFile: absolutePath.optional(),
+  /** The SPIFFE ID mesh-server's certificate must carry; default spiffe://TRUST_DOMAIN/ns/istio-system/sa/mesh-server. */
+  serverIdentity: z.string().startsWith('spiffe://', 'expected a SPIFFE ID (spiffe://...)').optional(),
+  /** Requested certificate lifetime in hours; absent, the server's default (24 h). */
+  certificateTtlHours: z.number().int().min(1).max(90 * 24).optional(),
+}).refine((tls) => !(tls.joinToken && tls.joinTokenFile), { message: 'give joinToken or joinTokenFile, not both', path: ['joinTokenFile'] });
+
 export const agentConfigSchema = z.strictObject({
   server: address(false),
   /** The xDS node.id; WorkloadEntries name it in their `mesh.io/node` annotation. */
@@ -79,6 +97,7 @@ export const agentConfigSchema = z.strictObject({
   /** `region/zone/subzone`; trailing parts may be left out. */
   locality: z.string().regex(/^[^/\s]+(\/[^/\s]+){0,2}$/, 'expected region/zone/subzone').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  tls: tlsSchema.optional(),
 });
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
