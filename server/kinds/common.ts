@@ -21,6 +21,10 @@ export const WARNING_CODES: ReadonlySet<string> = new Set([
   'legacy-gateway-name',
   'tcp-hosts-with-addresses',
   'ignored-certificates',
+  'agent-unsupported',
+  'outlier-never-ejects',
+  'failover-without-outlier-detection',
+  'locality-lb-disabled',
 ]);
 
 export function severityOf(code: string | undefined): IssueSeverity {

@@ -1,5 +1,6 @@
 // DestinationRule rules beyond the schema, following Istio's validation: host syntax, non-empty
-// policies, durations, outlier/pool limits, locality LB consistency, TLS material, subsets, exportTo.
+// policies, durations, outlier/pool limits, locality LB consistency, TLS material, subsets, exportTo;
+// and warnings for settings that contradict each other or that mesh-agent cannot honour.
 import type { ReportIssue } from '../../config/kind';
 import {
   checkDuration,
@@ -24,6 +25,8 @@ export function checkDestinationRule(spec: DestinationRuleSpec, report: ReportIs
     reportAt(report, ['host'], 'host must be a service name or DNS name, optionally with a leading wildcard', spec.host, 'invalid-host');
   }
   checkTrafficPolicy(report, ['trafficPolicy'], spec.trafficPolicy);
+  const ruleHasOutlier = spec.trafficPolicy?.outlierDetection !== undefined;
+  checkFailoverNeedsOutlier(report, ['trafficPolicy'], spec.trafficPolicy, false);
 
   const names = new Set<string>();
   spec.subsets?.forEach((subset, i) => {
@@ -32,6 +35,8 @@ export function checkDestinationRule(spec: DestinationRuleSpec, report: ReportIs
     if (names.has(subset.name)) reportAt(report, [...at, 'name'], 'duplicate subset name', subset.name, 'duplicate-subset');
     names.add(subset.name);
     checkTrafficPolicy(report, [...at, 'trafficPolicy'], subset.trafficPolicy);
+    // A subset inherits the rule's outlier detection unless it sets its own.
+    checkFailoverNeedsOutlier(report, [...at, 'trafficPolicy'], subset.trafficPolicy, ruleHasOutlier);
   });
 
   checkExportTo(report, ['exportTo'], spec.exportTo, false);
@@ -63,8 +68,34 @@ export function checkTrafficPolicy(report: ReportIssue, at: Segments, policy: Tr
   });
 }
 
+/**
+ * Istio turns locality failover on only when outlier detection is configured (failover needs
+ * something that marks endpoints unhealthy), so failover settings without it do nothing.
+ * Port-level settings replace the rule's components wholesale, so they need their own.
+ */
+function checkFailoverNeedsOutlier(report: ReportIssue, at: Segments, policy: TrafficPolicy | undefined, inherited: boolean): void {
+  if (!policy) return;
+  const check = (where: Segments, lb: LoadBalancerSettings | undefined, hasOutlier: boolean): void => {
+    const locality = lb?.localityLbSetting;
+    if (!locality || locality.enabled === false || hasOutlier) return;
+    const field = (locality.failover?.length ?? 0) > 0 ? 'failover' : (locality.failoverPriority?.length ?? 0) > 0 ? 'failoverPriority' : undefined;
+    if (field === undefined) return;
+    reportAt(report, [...where, 'loadBalancer', 'localityLbSetting', field], 'locality failover is only active with outlierDetection (as in Istio); add outlierDetection to this traffic policy', locality[field], 'failover-without-outlier-detection');
+  };
+  check(at, policy.loadBalancer, inherited || policy.outlierDetection !== undefined);
+  policy.portLevelSettings?.forEach((portPolicy, i) => check([...at, 'portLevelSettings', i], portPolicy.loadBalancer, portPolicy.outlierDetection !== undefined));
+}
+
 function checkOutlierDetection(report: ReportIssue, at: Segments, outlier: OutlierDetection | undefined): void {
   if (!outlier) return;
+  // Envoy's consecutive_5xx defaults to 5 and gateway ejection is off unless stated: with 5xx
+  // ejection explicitly 0 and nothing else enabled, no endpoint is ever ejected.
+  const gateway = outlier.consecutiveGatewayErrors ?? 0;
+  const legacy = outlier.consecutiveErrors ?? 0;
+  const localOrigin = outlier.splitExternalLocalOriginErrors ? (outlier.consecutiveLocalOriginFailures ?? 5) : 0;
+  if (outlier.consecutive5xxErrors === 0 && gateway === 0 && legacy === 0 && localOrigin === 0) {
+    reportAt(report, [...at, 'consecutive5xxErrors'], 'outlier detection never ejects: consecutive5xxErrors is 0 and neither consecutiveGatewayErrors nor local-origin failures are enabled, so interval, baseEjectionTime and maxEjectionPercent have no effect', outlier.consecutive5xxErrors, 'outlier-never-ejects');
+  }
   checkDuration(report, [...at, 'baseEjectionTime'], outlier.baseEjectionTime);
   checkDuration(report, [...at, 'interval'], outlier.interval);
   if (outlier.consecutiveErrors !== undefined && outlier.consecutiveErrors !== 0) {
@@ -101,6 +132,13 @@ export function checkConnectionPool(report: ReportIssue, at: Segments, pool: Con
     checkDuration(report, [...at, 'tcp', 'idleTimeout'], tcp.idleTimeout);
     checkDuration(report, [...at, 'tcp', 'tcpKeepalive', 'time'], tcp.tcpKeepalive?.time);
     checkDuration(report, [...at, 'tcp', 'tcpKeepalive', 'interval'], tcp.tcpKeepalive?.interval);
+    // Valid Istio, but Node sets only the keepalive idle time: mesh-agent NACKs clusters with these.
+    if ((tcp.tcpKeepalive?.probes ?? 0) > 0) {
+      reportAt(report, [...at, 'tcp', 'tcpKeepalive', 'probes'], 'mesh-agent cannot set the keepalive probe count (Node has no TCP_KEEPCNT) and rejects this cluster, keeping its previous config; remove it to use the host\'s net.ipv4.tcp_keepalive_probes', tcp.tcpKeepalive?.probes, 'agent-unsupported');
+    }
+    if (tcp.tcpKeepalive?.interval !== undefined) {
+      reportAt(report, [...at, 'tcp', 'tcpKeepalive', 'interval'], 'mesh-agent cannot set the keepalive probe interval (Node has no TCP_KEEPINTVL) and rejects this cluster, keeping its previous config; remove it to use the host\'s net.ipv4.tcp_keepalive_intvl', tcp.tcpKeepalive.interval, 'agent-unsupported');
+    }
   }
 }
 
@@ -133,6 +171,9 @@ function checkLoadBalancer(report: ReportIssue, at: Segments, lb: LoadBalancerSe
 /** Istio's validateLocalityLbSetting: distribute or failover, weights summing to 100, distinct regions. */
 function checkLocalityLb(report: ReportIssue, at: Segments, locality: LocalityLoadBalancerSetting | undefined): void {
   if (!locality) return;
+  if (locality.enabled === false && ((locality.distribute?.length ?? 0) > 0 || (locality.failover?.length ?? 0) > 0 || (locality.failoverPriority?.length ?? 0) > 0)) {
+    reportAt(report, [...at, 'enabled'], 'locality load balancing is disabled, so distribute, failover and failoverPriority are ignored', locality.enabled, 'locality-lb-disabled');
+  }
   const distribute = locality.distribute ?? [];
   const failover = locality.failover ?? [];
   if (distribute.length > 0 && failover.length > 0) {

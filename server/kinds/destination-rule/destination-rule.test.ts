@@ -69,7 +69,11 @@ subsets:
   labels: {version: v1}
 `);
   t.deepEqual(lines(result.issues), []);
-  t.deepEqual(lines(result.issues, 'warning'), []);
+  // Valid Istio; only the keepalive parts mesh-agent cannot honour are flagged.
+  t.deepEqual(result.issues.filter((i) => i.severity === 'warning').map((i) => [i.path, i.code]), [
+    ['trafficPolicy.connectionPool.tcp.tcpKeepalive.probes', 'agent-unsupported'],
+    ['trafficPolicy.connectionPool.tcp.tcpKeepalive.interval', 'agent-unsupported'],
+  ]);
   t.is(result.spec?.subsets?.[0]?.labels?.['version'], 'v3');
 });
 
@@ -228,4 +232,33 @@ test('warmup and warmupDurationSecs are exclusive; the deprecated minimumRingSiz
 test('locality patterns allow * only as the last segment', (t) => {
   const result = dr(`{host: a, trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: "*/zone1", to: {"us/*": 100}}]}}}}`);
   t.is(issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting.distribute[0].from')?.code, 'invalid-locality-lb');
+});
+
+test('outlier detection that can never eject is a warning naming the field', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 0, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50}}}`);
+  const issue = issueAt(result.issues, 'trafficPolicy.outlierDetection.consecutive5xxErrors');
+  t.like(issue, { severity: 'warning', code: 'outlier-never-ejects' });
+  t.regex(issue?.message ?? '', /never ejects/);
+  t.is(issueAt(dr(`{host: a, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 0, consecutiveGatewayErrors: 3}}}`).issues, 'trafficPolicy.outlierDetection.consecutive5xxErrors'), undefined);
+  t.is(issueAt(dr(`{host: a, trafficPolicy: {outlierDetection: {interval: 10s}}}`).issues, 'trafficPolicy.outlierDetection.consecutive5xxErrors'), undefined, 'unset means Envoy\'s 5');
+});
+
+test('locality failover without outlier detection does nothing, as in Istio: a warning at the failover field', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {loadBalancer: {localityLbSetting: {failover: [{from: eu, to: us}]}}}}`);
+  t.like(issueAt(result.issues, 'trafficPolicy.loadBalancer.localityLbSetting.failover'), { severity: 'warning', code: 'failover-without-outlier-detection' });
+  const inherited = dr(`{host: a, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}}, subsets: [{name: v1, labels: {v: "1"}, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: [topology.istio.io/network]}}}}]}`);
+  t.is(issueAt(inherited.issues, 'subsets[0].trafficPolicy.loadBalancer.localityLbSetting.failoverPriority'), undefined, 'a subset inherits the rule\'s outlier detection');
+  const portLevel = dr(`{host: a, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}, portLevelSettings: [{port: {number: 80}, loadBalancer: {localityLbSetting: {failover: [{from: eu, to: us}]}}}]}}`);
+  t.is(issueAt(portLevel.issues, 'trafficPolicy.portLevelSettings[0].loadBalancer.localityLbSetting.failover')?.code, 'failover-without-outlier-detection', 'port-level settings replace the rule\'s components');
+  const disabled = dr(`{host: a, trafficPolicy: {outlierDetection: {consecutive5xxErrors: 3}, loadBalancer: {localityLbSetting: {enabled: false, failover: [{from: eu, to: us}]}}}}`);
+  t.like(issueAt(disabled.issues, 'trafficPolicy.loadBalancer.localityLbSetting.enabled'), { severity: 'warning', code: 'locality-lb-disabled' });
+});
+
+test('keepalive probes and interval are valid Istio but mesh-agent cannot set them: warnings saying agents reject the cluster', (t) => {
+  const result = dr(`{host: a, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 60s, probes: 3, interval: 10s}}}}}`);
+  const probes = issueAt(result.issues, 'trafficPolicy.connectionPool.tcp.tcpKeepalive.probes');
+  t.like(probes, { severity: 'warning', code: 'agent-unsupported' });
+  t.regex(probes?.message ?? '', /mesh-agent cannot set the keepalive probe count .* rejects this cluster/);
+  t.like(issueAt(result.issues, 'trafficPolicy.connectionPool.tcp.tcpKeepalive.interval'), { severity: 'warning', code: 'agent-unsupported' });
+  t.is(issueAt(result.issues, 'trafficPolicy.connectionPool.tcp.tcpKeepalive.time'), undefined);
 });
