@@ -3,16 +3,11 @@
 // `ns[NS]-policy[NAME]-rule[I]`, `from` as principals, `to` as permissions, `when` split by key.
 import type { ConfigResource } from '../config/resource';
 import type { AuthorizationPolicySpec, Operation, Rule, Source } from '../kinds/authorization-policy/schema';
+import { FilterName, ISTIO_AUTHN_METADATA, ProtoType } from './names';
 import { anyOf, cidrRange, type ProtoObject } from './proto-values';
 
 export type AuthorizationPolicyResource = ConfigResource<AuthorizationPolicySpec>;
 
-/** Envoy's filter names for RBAC; Istio's request-authentication metadata namespace. */
-export const RBAC_HTTP_FILTER = 'envoy.filters.http.rbac';
-export const RBAC_NETWORK_FILTER = 'envoy.filters.network.rbac';
-export const RBAC_HTTP_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
-export const RBAC_NETWORK_TYPE = 'envoy.extensions.filters.network.rbac.v3.RBAC';
-export const ISTIO_AUTHN_METADATA = 'istio_authn';
 
 /** Which side of the RBAC policy a `when` key constrains. */
 const DESTINATION_KEYS = new Set(['destination.ip', 'destination.port', 'connection.sni']);
@@ -259,8 +254,8 @@ function actionOf(policy: AuthorizationPolicyResource): NonNullable<Authorizatio
 export function buildRbacFilters(policies: readonly AuthorizationPolicyResource[], forTcp: boolean, trustDomain: string): ProtoObject[] {
   const by = (action: string): AuthorizationPolicyResource[] => policies.filter((p) => actionOf(p) === action);
   const filters: ProtoObject[] = [];
-  const name = forTcp ? RBAC_NETWORK_FILTER : RBAC_HTTP_FILTER;
-  const type = forTcp ? RBAC_NETWORK_TYPE : RBAC_HTTP_TYPE;
+  const name = forTcp ? FilterName.rbacNetwork : FilterName.rbacHttp;
+  const type = forTcp ? ProtoType.rbacNetwork : ProtoType.rbacHttp;
   const emit = (rules: ProtoObject, statPrefix: string): void => {
     const config: ProtoObject = { rules };
     // The network filter requires a stat prefix; Istio uses `tcp.` for it.

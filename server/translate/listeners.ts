@@ -7,6 +7,8 @@ import { isIp } from '../kinds/common';
 import type { ModelIndex, LocalWorkload } from './model-index';
 import {
   BLACKHOLE_CLUSTER,
+  FilterName,
+  ProtoType,
   INBOUND_CAPTURE_PORT,
   INBOUND_PASSTHROUGH_CLUSTER,
   MESH_METADATA_KEY,
@@ -18,7 +20,6 @@ import {
   outboundListenerName,
 } from './names';
 import { anyOf, socketAddress, toStruct, wrap, ZERO_DURATION, type ProtoObject } from './proto-values';
-import { RBAC_NETWORK_FILTER, RBAC_NETWORK_TYPE } from './authorization';
 import type { InboundSecurity } from './inbound-security';
 import { DEFAULT_MTLS_MODE } from './peer-authentication';
 import {
@@ -198,7 +199,7 @@ const NO_SECURITY: InboundSecurity = { mtlsMode: DEFAULT_MTLS_MODE, httpFilters:
 
 /** What a STRICT port does with plaintext: nothing is allowed (an ALLOW set without policies). */
 function refusePlaintextFilter(statPrefix: string): ProtoObject {
-  return { name: RBAC_NETWORK_FILTER, typed_config: anyOf(RBAC_NETWORK_TYPE, { rules: { action: 'ALLOW', policies: {} }, stat_prefix: `tcp.${statPrefix}.` }) };
+  return { name: FilterName.rbacNetwork, typed_config: anyOf(ProtoType.rbacNetwork, { rules: { action: 'ALLOW', policies: {} }, stat_prefix: `tcp.${statPrefix}.` }) };
 }
 
 /**

@@ -16,6 +16,8 @@ export const INBOUND_CAPTURE_PORT = 15006;
 
 /** filter_metadata key under which the mesh carries what the agent needs beyond Envoy's shapes. */
 export const MESH_METADATA_KEY = 'mesh';
+/** Dynamic metadata namespace where Istio puts request authentication results for RBAC. */
+export const ISTIO_AUTHN_METADATA = 'istio_authn';
 /** filter_metadata key Envoy reads to pick a cluster's transport_socket_matches entry. */
 export const TRANSPORT_SOCKET_MATCH_KEY = 'envoy.transport_socket_match';
 
@@ -27,6 +29,9 @@ export const FilterName = {
   tlsInspector: 'envoy.filters.listener.tls_inspector',
   httpInspector: 'envoy.filters.listener.http_inspector',
   originalDst: 'envoy.filters.listener.original_dst',
+  rbacHttp: 'envoy.filters.http.rbac',
+  rbacNetwork: 'envoy.filters.network.rbac',
+  jwtAuthn: 'envoy.filters.http.jwt_authn',
   tlsTransportSocket: 'envoy.transport_sockets.tls',
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;
@@ -40,6 +45,9 @@ export const ProtoType = {
   tlsInspector: 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   httpInspector: 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   originalDst: 'envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  rbacHttp: 'envoy.extensions.filters.http.rbac.v3.RBAC',
+  rbacNetwork: 'envoy.extensions.filters.network.rbac.v3.RBAC',
+  jwtAuthn: 'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
   upstreamTlsContext: 'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
   httpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;

@@ -3,13 +3,10 @@
 // so a bad token is a 401 and a missing one passes on to authorization (requestPrincipals).
 import type { ConfigResource } from '../config/resource';
 import type { JWTRule, RequestAuthenticationSpec } from '../kinds/request-authentication/schema';
-import { splitHostPort, outboundClusterName } from './names';
+import { FilterName, ProtoType, splitHostPort, outboundClusterName } from './names';
 import { anyOf, durationFromMs, durationFromText, type ProtoObject } from './proto-values';
 
 export type RequestAuthenticationResource = ConfigResource<RequestAuthenticationSpec>;
-
-export const JWT_AUTHN_FILTER = 'envoy.filters.http.jwt_authn';
-export const JWT_AUTHN_TYPE = 'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication';
 
 /** Istio fetches a jwksUri within 5 s unless the rule says otherwise. */
 const DEFAULT_JWKS_TIMEOUT_MS = 5000;
@@ -66,8 +63,8 @@ export function buildJwtAuthnFilter(policies: readonly RequestAuthenticationReso
   const requirements: ProtoObject[] = rules.map((_, i) => ({ provider_name: jwtProviderName(i) }));
   requirements.push({ allow_missing: {} });
   return {
-    name: JWT_AUTHN_FILTER,
-    typed_config: anyOf(JWT_AUTHN_TYPE, {
+    name: FilterName.jwtAuthn,
+    typed_config: anyOf(ProtoType.jwtAuthn, {
       providers,
       rules: [{ match: { prefix: '/' }, requires: { requires_any: { requirements } } }],
       bypass_cors_preflight: true,

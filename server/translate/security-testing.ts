@@ -20,6 +20,9 @@ export function security<Spec>(kind: string, name: string, spec: Spec, namespace
   return { ...resource(kind, name, spec, namespace), apiVersion: 'security.istio.io/v1' };
 }
 
+/** Fields holding data whose value could by chance name a sibling field. */
+const DATA_FIELDS = new Set(['name', 'address_prefix', 'exact', 'prefix', 'suffix', 'key', 'filter']);
+
 /**
  * A decoded message without the oneof discriminators protobufjs adds (`match_pattern: 'prefix'`
  * next to `prefix`), so expectations read like the config Istio documents.
@@ -29,7 +32,7 @@ export function withoutOneofNames(value: any): any {
   if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(value)) {
-    if (typeof field === 'string' && field !== key && field in value && !(key in { address_prefix: 1, name: 1 })) continue;
+    if (typeof field === 'string' && field !== key && field in value && !DATA_FIELDS.has(key)) continue;
     out[key] = withoutOneofNames(field);
   }
   return out;
