@@ -170,7 +170,7 @@ netnsTest('meshctl demo: the product page answers through the mesh, then Ctrl-C 
   // mesh-server, four agents, six apps.
   t.true(processes.length >= 11, `processes in the demo's namespaces: ${processes.map((p) => commandLine(p.pid)).join('; ')}`);
 
-  // Whatever the reviews route picked, the page names the version and what it got from ratings.
+  // The page names the reviews version that answered and what it got from ratings.
   const page = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, [], 15_000);
   t.is(page.status, 200, page.body);
   const reviews = /^reviews: (v[123]) on (host-[a-d])(.*)$/m.exec(page.body);
@@ -180,6 +180,16 @@ netnsTest('meshctl demo: the product page answers through the mesh, then Ctrl-C 
   if (version === 'v1') t.is(rest, ', no ratings');
   else t.regex(rest!, new RegExp(`ratings: Reviewer1 ★★★★★, Reviewer2 ★★★★☆ in ${version === 'v2' ? 'black' : 'red'} \\(ratings v1 on host-d\\)`));
   t.regex(page.body, /^details: "The Comedy of Errors" by William Shakespeare \(details v1 on host-b\)$/m);
+
+  // The agents route each request: without jason's header the reviews VirtualService's canary
+  // route applies (v1 90%, v2 10%), never v3; v1 shows up in 20 requests but with chance 0.1^20.
+  const versions: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const answer = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, [], 15_000);
+    versions.push(/^reviews: (v\d)/m.exec(answer.body)?.[1] ?? `none in ${answer.status} ${answer.body}`);
+  }
+  t.deepEqual(versions.filter((v) => v !== 'v1' && v !== 'v2'), [], versions.join(' '));
+  t.true(versions.includes('v1'), versions.join(' '));
 
   // User jason is routed to v3, which asks ratings: red stars from host-d.
   const jason = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, ['end-user: jason'], 15_000);
