@@ -149,6 +149,15 @@ test('a config the engine cannot honour is refused naming the field', (t) => {
   t.throws(() => RbacFilterChain.compile([{ rules: { action: 'ALLOW', policies: { p: { permissions: [{ destination_ip: { address_prefix: 'nope', prefix_len: { value: 8 } } }], principals: [{ any: true }] } } } }], 'rbac'), { message: /destination_ip.*not an IP address/ });
 });
 
+test('a dry-run ALLOW policy reports what it would deny and lets everything through', (t) => {
+  const dry = { ...resource('AuthorizationPolicy', 'dry', { rules: [{ to: [{ operation: { paths: ['/ok'] } }] }] }, 'shop'), apiVersion: 'security.istio.io/v1' };
+  dry.metadata.annotations = { 'istio.io/dry-run': 'true' };
+  const listener = generateDecoded(new MeshTranslator(), model([web, db], [dry]), node('host-a'), TypeUrl.Listener).get('virtualInbound');
+  const authz = InboundAuthorization.fromChain(listener.filter_chains.find((c: any) => c.filter_chain_match?.destination_port?.value === 8080));
+  t.deepEqual(authz.authorizeRequest(request({ path: '/other' })), { allowed: true, shadow: { allowed: false } });
+  t.deepEqual(authz.authorizeRequest(request({ path: '/ok' })), { allowed: true, shadow: { allowed: true, policy: 'ns[shop]-policy[dry]-rule[0]' } });
+});
+
 test('shadow rules report what they would decide without enforcing it', (t) => {
   const chain = RbacFilterChain.compile([{ shadow_rules: { action: 'DENY', policies: { dry: { permissions: [{ destination_port: 8080 }], principals: [{ any: true }] } } } }], 'rbac');
   t.deepEqual(chain.evaluate(request()), { allowed: true, shadow: { allowed: false, policy: 'dry' } });

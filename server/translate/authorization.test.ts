@@ -156,3 +156,13 @@ test('the HTTP chain of the same policies keeps HTTP-only rules', (t) => {
   t.deepEqual(Object.keys(rules.policies), ['ns[shop]-policy[http-only]-rule[0]']);
   t.truthy(chainFor(inboundListener([]), 8080));
 });
+
+test('dry-run policies become shadow rules: reported, never enforced', (t) => {
+  const dry = { ...policy('dry-allow', { rules: [{ to: [{ operation: { paths: ['/ok'] } }] }] }) };
+  dry.metadata = { ...dry.metadata, annotations: { 'istio.io/dry-run': 'true' } };
+  const [filter] = httpFilters([dry]);
+  t.is(filter.typed_config.rules, undefined, 'no enforced rules, so no default deny');
+  t.is(filter.typed_config.shadow_rules.action, 'ALLOW');
+  t.deepEqual(Object.keys(filter.typed_config.shadow_rules.policies), ['ns[shop]-policy[dry-allow]-rule[0]']);
+  t.is(filter.typed_config.shadow_rules_stat_prefix, 'istio_dry_run_allow_');
+});

@@ -1,6 +1,7 @@
 // AuthorizationPolicy to Envoy RBAC, as Istio generates it for a sidecar's inbound chain: one RBAC
 // filter per action (CUSTOM, AUDIT as LOG, DENY, ALLOW, in that order), one policy per rule named
-// `ns[NS]-policy[NAME]-rule[I]`, `from` as principals, `to` as permissions, `when` split by key.
+// `ns[NS]-policy[NAME]-rule[I]`, `from` as principals, `to` as permissions, `when` split by key;
+// dry-run policies (annotation istio.io/dry-run) as shadow rules, reported and never enforced.
 import type { ConfigResource } from '../config/resource';
 import type { AuthorizationPolicySpec, Operation, Rule, Source } from '../kinds/authorization-policy/schema';
 import { FilterName, ISTIO_AUTHN_METADATA, ProtoType } from './names';
@@ -242,6 +243,13 @@ function rbacRules(policies: readonly AuthorizationPolicyResource[], action: Act
   return { action, policies: out };
 }
 
+/** Istio's `istio.io/dry-run: "true"` annotation: evaluate and report, never enforce. */
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+function isDryRun(policy: AuthorizationPolicyResource): boolean {
+  return policy.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true';
+}
+
 function actionOf(policy: AuthorizationPolicyResource): NonNullable<AuthorizationPolicySpec['action']> {
   return policy.spec.action ?? 'ALLOW';
 }
@@ -256,20 +264,25 @@ export function buildRbacFilters(policies: readonly AuthorizationPolicyResource[
   const filters: ProtoObject[] = [];
   const name = forTcp ? FilterName.rbacNetwork : FilterName.rbacHttp;
   const type = forTcp ? ProtoType.rbacNetwork : ProtoType.rbacHttp;
-  const emit = (rules: ProtoObject, statPrefix: string): void => {
-    const config: ProtoObject = { rules };
+  const emit = (group: readonly AuthorizationPolicyResource[], action: Action, statPrefix: string): void => {
+    if (group.length === 0) return;
+    const enforced = group.filter((p) => !isDryRun(p));
+    const dryRun = group.filter(isDryRun);
+    const config: ProtoObject = {};
+    // Without enforced policies there are no `rules`, so dry-run ALLOW policies deny nothing.
+    if (enforced.length > 0) config.rules = rbacRules(enforced, action, forTcp, trustDomain);
+    if (dryRun.length > 0) {
+      config.shadow_rules = rbacRules(dryRun, action, forTcp, trustDomain);
+      config.shadow_rules_stat_prefix = `istio_dry_run_${action.toLowerCase()}_`;
+    }
     // The network filter requires a stat prefix; Istio uses `tcp.` for it.
     if (forTcp) config.stat_prefix = `tcp.${statPrefix}`;
     filters.push({ name, typed_config: anyOf(type, config) });
   };
-  const custom = by('CUSTOM');
-  if (custom.length > 0) emit(rbacRules(custom, 'DENY', forTcp, trustDomain), 'custom.');
-  const audit = by('AUDIT');
-  if (audit.length > 0) emit(rbacRules(audit, 'LOG', forTcp, trustDomain), 'audit.');
-  const deny = by('DENY');
-  if (deny.length > 0) emit(rbacRules(deny, 'DENY', forTcp, trustDomain), 'deny.');
-  const allow = by('ALLOW');
+  emit(by('CUSTOM'), 'DENY', 'custom.');
+  emit(by('AUDIT'), 'LOG', 'audit.');
+  emit(by('DENY'), 'DENY', 'deny.');
   // An ALLOW policy whose rules are all absent (or all dropped for TCP) allows nothing.
-  if (allow.length > 0) emit(rbacRules(allow, 'ALLOW', forTcp, trustDomain), '');
+  emit(by('ALLOW'), 'ALLOW', '');
   return filters;
 }
