@@ -653,6 +653,18 @@ test('node metadata from AdsClient reaches the generator as plain JSON', async (
   t.deepEqual(h.generator.nodes.get('agent-1')!.metadata, { ISTIO_VERSION: '1.22', labels: { app: 'reviews' }, ports: [9080, 9443], mesh: true, none: null });
 });
 
+test('node locality from AdsClient reaches the generator; a node without one has none', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model(basicWorld));
+  const located = new AdsClient({ target: `127.0.0.1:${h.port}`, node: { id: 'agent-eu', locality: { region: 'eu', zone: 'eu-a' } }, backoff: { initialMs: 20, maxMs: 200 } });
+  t.teardown(() => located.close());
+  located.subscribe(TypeUrl.Listener, '*');
+  h.client('agent-nowhere').subscribe(TypeUrl.Listener, '*');
+  await eventually('nodes seen', () => h.generator.nodes.get('agent-eu') && h.generator.nodes.get('agent-nowhere'));
+  t.deepEqual(h.generator.nodes.get('agent-eu')!.locality, { region: 'eu', zone: 'eu-a', subzone: '' });
+  t.is(h.generator.nodes.get('agent-nowhere')!.locality, undefined);
+});
+
 test('a client that goes away is forgotten by connectedClients, syncStatus and the observer', async (t) => {
   const h = await start(t);
   h.ads.setModel(model(basicWorld));
