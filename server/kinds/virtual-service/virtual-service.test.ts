@@ -250,6 +250,16 @@ test('retries with attempts 0 but other settings is an error, as in Istio', (t) 
   t.is(issueAt(result.issues, 'http[0].retries.attempts')?.message, 'retry policy configured while attempts is 0 (retries disabled)');
 });
 
+test('retryOn with attempts 0 or unset, and zero or negative timeouts, are errors naming the field, as in Istio', (t) => {
+  for (const retries of ['{attempts: 0, retryOn: 5xx}', '{retryOn: "connect-failure"}']) {
+    const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: ${retries}}]}`);
+    t.like(issueAt(result.issues, 'http[0].retries.attempts'), { severity: 'error', code: 'invalid-retries' }, retries);
+  }
+  const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], timeout: -1s, retries: {attempts: 2, perTryTimeout: 0s}}]}`);
+  t.like(issueAt(result.issues, 'http[0].timeout'), { severity: 'error', message: 'duration must be at least 1ms', value: '-1s' });
+  t.like(issueAt(result.issues, 'http[0].retries.perTryTimeout'), { severity: 'error', message: 'duration must be at least 1ms', value: '0s' });
+});
+
 test('a perTryTimeout longer than the route timeout is a warning, not an error', (t) => {
   const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], timeout: 1s, retries: {attempts: 2, perTryTimeout: 3s}}]}`);
   t.deepEqual(lines(result.issues), []);
