@@ -178,10 +178,13 @@ export class OutboundHttp {
     }
   }
 
-  /** HTTP/2 upstream when the cluster says so, or when the client speaks it (gRPC needs HTTP/2 end to end). */
+  /**
+   * Envoy's choice: HTTP/2 when the cluster asks for it (Istio's http2/grpc ports), the client's own
+   * version when the cluster follows the downstream (sniffed ports, passthrough), else HTTP/1.1.
+   */
   private upstreamHttp2(context: OutboundHttpContext, cluster: string): boolean {
     const wanted = context.table.upstreamHttp(cluster);
-    return wanted === 'http2' || context.downstreamHttp2;
+    return wanted === 'http2' || (wanted === 'downstream' && context.downstreamHttp2);
   }
 
   private respond(outcome: AttemptOutcome, res: DownstreamResponse, exchange: Exchange, decision: RouteDecision, weighted: WeightedCluster | undefined): void {
@@ -203,6 +206,12 @@ export class OutboundHttp {
     const headers = response.headers;
     if (weighted) applyHeaderMutations(headers, weighted.responseHeaders);
     applyHeaderMutations(headers, decision.responseHeaders);
+    if (response.endedWithHeaders && 'stream' in res) {
+      // Kept as one HEADERS frame with END_STREAM: gRPC clients read a trailers-only status only in that shape.
+      res.statusCode = response.status;
+      res.stream.respond({ ...(headers as http.OutgoingHttpHeaders), ':status': response.status }, { endStream: true });
+      return;
+    }
     res.writeHead(response.status, headers as http.OutgoingHttpHeaders);
     const body = response.body;
     res.once('close', () => {
@@ -216,11 +225,15 @@ export class OutboundHttp {
       exchange.flags ||= response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC';
       destroyResponse(res);
     });
-    body.once('end', () => {
+    const finish = (): void => {
       const trailers = response.trailers();
       if (trailers) res.addTrailers(trailers as http.OutgoingHttpHeaders);
       res.end();
-    });
+    };
+    // An HTTP/2 response that ended with its headers (gRPC's trailers-only errors) may have
+    // emitted 'end' before this code ran.
+    if (body.readableEnded) return finish();
+    body.once('end', finish);
     // An upstream that closes without finishing its response must not look finished downstream.
     body.once('close', () => {
       if (!body.readableEnded && !res.writableEnded) {

@@ -34,6 +34,8 @@ export interface UpstreamResponse {
   timedOut(): boolean;
   /** Abandons the response: the downstream went away. */
   abort(): void;
+  /** The headers ended the response (HTTP/2 END_STREAM on HEADERS: gRPC's trailers-only answer). */
+  readonly endedWithHeaders: boolean;
   /** After a 101 to an Upgrade: the raw upstream connection and the bytes already read from it. */
   readonly upgraded?: { readonly socket: Duplex; readonly head: Buffer };
 }
@@ -107,6 +109,7 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
           status: incoming.statusCode ?? 502,
           headers: endToEnd(incoming.headers),
           body: incoming,
+          endedWithHeaders: false,
           trailers: () => (Object.keys(incoming.trailers).length > 0 ? { ...incoming.trailers } : undefined),
           timedOut: () => timedOut,
           abort: () => upstream.destroy(),
@@ -124,6 +127,7 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
           status: incoming.statusCode ?? 101,
           headers,
           body: incoming,
+          endedWithHeaders: false,
           trailers: () => undefined,
           timedOut: () => false,
           abort: () => socket.destroy(),
@@ -178,13 +182,15 @@ async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promi
       settle({ kind: 'reset', message: `upstream stream closed before a response (code ${stream.rstCode ?? 0})` });
     });
     stream.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
-    stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+    stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
       settle({
         kind: 'response',
         response: {
           status: Number(received[':status'] ?? 502),
           headers: endToEnd(received),
           body: stream,
+          // endAfterHeaders is set only after this event; the frame's flags say it now.
+          endedWithHeaders: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
           trailers: () => trailers,
           timedOut: () => timedOut,
           abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),

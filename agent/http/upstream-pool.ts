@@ -75,7 +75,12 @@ class MeshHttpAgent extends http.Agent {
 
 function noop(): void {}
 
-const SOCKET_ONLY = { ref: noop, unref: noop, setKeepAlive: noop };
+/**
+ * Node's Http2Stream writev of a string next to a buffer (how the HTTP client flushes a request head
+ * with its first body chunk) sent garbage in place of the string here: the request line arrived
+ * mangled. Without _writev the stream writes chunk by chunk, which it does correctly.
+ */
+const SOCKET_ONLY = { ref: noop, unref: noop, setKeepAlive: noop, _writev: null };
 
 export class UpstreamPool {
   private readonly options: UpstreamPoolOptions;
