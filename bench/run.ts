@@ -149,7 +149,7 @@ export function renderReport(report: BenchReport): string {
     '',
     `machine: ${machine.cpus} x ${machine.cpu}, ${machine.memoryGb} GB, node ${machine.node}, ${machine.os}; 1-min load average ${machine.loadAverage1m.atStart.toFixed(1)} at start, ${machine.loadAverage1m.atEnd.toFixed(1)} at end`,
     `command: ${report.command}`,
-    `data plane: ${dataPlane.tunnelMode}; ${dataPlane.programs}`,
+    `data plane: ${dataPlane.tunnelMode}; ${dataPlane.outboundMode}; ${dataPlane.programs}`,
     `pinning: ${dataPlane.pinning}`,
     `config on the agents: ${dataPlane.config.services} services, ${dataPlane.config.endpoints} endpoints (${dataPlane.config.clustersOnAgent} clusters on agent a)`,
     `control plane: ${report.settings.fleet.clients} simulated agents, ${report.settings.fleet.services} services, ${report.settings.fleet.endpoints} endpoints in the Consul simulator; ${controlPlane.server}`,

@@ -11,6 +11,7 @@ import { generateConfig } from '../support/generated-mesh-config';
 import { programArgs, REPO_ROOT } from '../support/mesh-server-process';
 import { cpuMsSince, sampleProcess } from '../support/process-sample';
 import { appConfig, nginxCommand, proxyConfig, RESPONSE_BYTES, waitForNginx } from './nginx';
+import { detectOutboundMode } from './agent-outbound-mode';
 import { detectTunnelMode } from './tunnel-mode';
 
 export interface DataPlaneSettings {
@@ -43,6 +44,7 @@ export interface Latencies {
 
 export interface DataPlaneResult {
   tunnelMode: string;
+  outboundMode: string;
   programs: string;
   pinning: string;
   unloaded: Record<PathName, Latencies & { requests: number }>;
@@ -297,9 +299,11 @@ export async function runDataPlane(settings: DataPlaneSettings, log: (line: stri
     const oneHopSat = await saturate('oneHop', [agentB.pid!]);
     const meshSat = await saturate('mesh', agentPids);
     const after = agentPids.map((pid) => sampleProcess(pid));
+    const outboundMode = await detectOutboundMode(net, 'a');
 
     return {
       tunnelMode,
+      outboundMode,
       programs: `agents and mesh-server from ${agentProgram.source === 'dist' ? 'dist/ (compiled JavaScript)' : 'TypeScript via tsx'}; app and reference proxy: nginx (1 worker each)`,
       pinning: pinning.description,
       unloaded,
