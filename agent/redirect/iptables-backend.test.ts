@@ -32,8 +32,8 @@ const plan = createRedirectPlan({
 test('a plan becomes per-family rules in iptables-save spelling', (t) => {
   const rules = iptablesRules(plan, 4);
   t.deepEqual(rules.jumps, [
-    '-A OUTPUT -p tcp -j MESH_OUTPUT',
-    '-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -j MESH_PREROUTING',
+    '-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT',
+    '-A PREROUTING -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m addrtype --dst-type LOCAL -j MESH_PREROUTING',
   ]);
   t.deepEqual(rules.chains.get('MESH_OUTPUT'), [
     '-A MESH_OUTPUT -m owner --uid-owner 1337 -j RETURN',
@@ -72,7 +72,7 @@ COMMIT
 :MESH_OUTPUT - [0:0]
 :DOCKER - [0:0]
 -A PREROUTING -m comment --comment "not a jump: -j MESH_INBOUND" -j DOCKER
--A OUTPUT -p tcp -j MESH_OUTPUT
+-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT
 -A OUTPUT -j MESH_OUTPUT
 -A MESH_OUTPUT -o lo -j RETURN
 -A DOCKER -i docker0 -j RETURN
@@ -84,7 +84,7 @@ test('parsing finds our chains and the jumps into them, in the nat table only', 
   t.true(parsed.tableExists);
   t.deepEqual([...parsed.chains.keys()], ['MESH_OUTPUT']);
   t.deepEqual(parsed.chains.get('MESH_OUTPUT'), ['-A MESH_OUTPUT -o lo -j RETURN']);
-  t.deepEqual(parsed.jumps, ['-A OUTPUT -p tcp -j MESH_OUTPUT', '-A OUTPUT -j MESH_OUTPUT']);
+  t.deepEqual(parsed.jumps, ['-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT', '-A OUTPUT -j MESH_OUTPUT']);
   t.false(parseIptablesSave('').tableExists);
 });
 
@@ -102,11 +102,11 @@ test('install declares (and so flushes) our chains, keeps a correct jump and del
   const v4 = (restores[0]?.input ?? '').split('\n');
   t.deepEqual(v4.slice(0, 5), ['*nat', ':MESH_INBOUND - [0:0]', ':MESH_OUTPUT - [0:0]', ':MESH_PREROUTING - [0:0]', ':MESH_REDIRECT - [0:0]']);
   t.true(v4.includes('-D OUTPUT -j MESH_OUTPUT'), 'the jump without -p tcp is stale');
-  t.false(v4.includes('-A OUTPUT -p tcp -j MESH_OUTPUT'), 'the correct jump exists already');
-  t.true(v4.includes('-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -j MESH_PREROUTING'));
+  t.false(v4.includes('-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT'), 'the correct jump exists already');
+  t.true(v4.includes('-A PREROUTING -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m addrtype --dst-type LOCAL -j MESH_PREROUTING'));
   t.is(v4.at(-2), 'COMMIT');
   const v6 = restores[1]?.input ?? '';
-  t.true(v6.includes('-A OUTPUT -p tcp -j MESH_OUTPUT'), 'an empty IPv6 table gets both jumps');
+  t.true(v6.includes('-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT'), 'an empty IPv6 table gets both jumps');
   t.true(v6.includes('-A MESH_OUTPUT -d fd00::/8 -j RETURN'));
   t.false(v6.includes('10.0.0.0/8'));
 });
@@ -122,7 +122,7 @@ test('remove flushes our chains, deletes the jumps, then deletes the chains, in 
   t.deepEqual((restores[0]?.input ?? '').split('\n'), [
     '*nat',
     ':MESH_OUTPUT - [0:0]',
-    '-D OUTPUT -p tcp -j MESH_OUTPUT',
+    '-D OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j MESH_OUTPUT',
     '-D OUTPUT -j MESH_OUTPUT',
     '-X MESH_OUTPUT',
     'COMMIT',

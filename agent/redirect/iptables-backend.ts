@@ -2,8 +2,8 @@
 // reached by one jump from OUTPUT and one from PREROUTING, written with iptables-restore.
 //
 // Layout (IPv4 and IPv6 alike, like istio-iptables' ISTIO_OUTPUT / ISTIO_INBOUND chains):
-//   OUTPUT     -p tcp                                  -> MESH_OUTPUT
-//   PREROUTING -p tcp, destination is a local address  -> MESH_PREROUTING
+//   OUTPUT     -p tcp --syn                                  -> MESH_OUTPUT
+//   PREROUTING -p tcp --syn, destination is a local address  -> MESH_PREROUTING
 //   MESH_OUTPUT:     RETURN agent uid, loopback, excluded CIDRs and ports; else -> MESH_REDIRECT
 //   MESH_REDIRECT:   REDIRECT to the outbound port
 //   MESH_PREROUTING: RETURN never-captured ports (SSH first); captured ports -> MESH_INBOUND
@@ -55,10 +55,14 @@ export function iptablesRules(plan: RedirectPlan, family: IpFamily): IptablesRul
       : plan.inbound.ports.map((port) => tcpPort(MESH_PREROUTING, port, MESH_INBOUND))),
   ];
   return {
+    // Only connection openers (SYN without ACK) jump. A connection open before the rules existed
+    // has no conntrack entry; its next segment would be picked up mid-stream as a new flow and
+    // redirected to our listener, which answers with a reset (seen on the agent's own xDS stream:
+    // test/e2e/xds-push-after-redirect.test.ts). A real new connection always starts with a SYN.
     jumps: [
-      `-A OUTPUT -p tcp -j ${MESH_OUTPUT}`,
+      `-A OUTPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j ${MESH_OUTPUT}`,
       // Only connections to this host: forwarded traffic (containers, routed hosts) is not ours.
-      `-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -j ${MESH_PREROUTING}`,
+      `-A PREROUTING -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m addrtype --dst-type LOCAL -j ${MESH_PREROUTING}`,
     ],
     chains: new Map([
       [MESH_INBOUND, [`-A ${MESH_INBOUND} -p tcp -j REDIRECT --to-ports ${plan.inboundPort}`]],

@@ -16,12 +16,12 @@ test('a plan becomes one inet table with two hook chains and two regular chains'
     {
       name: 'output',
       header: 'type nat hook output priority -100; policy accept;',
-      rules: ['meta l4proto tcp jump outbound'],
+      rules: ['tcp flags syn / fin,syn,rst,ack jump outbound'],
     },
     {
       name: 'prerouting',
       header: 'type nat hook prerouting priority -100; policy accept;',
-      rules: ['fib daddr type local meta l4proto tcp jump inbound'],
+      rules: ['fib daddr type local tcp flags syn / fin,syn,rst,ack jump inbound'],
     },
     {
       name: 'outbound',
@@ -49,11 +49,11 @@ test('a plan becomes one inet table with two hook chains and two regular chains'
 
 test('with one family disabled the hook chains match only the other, and its CIDRs are dropped', (t) => {
   const v4only = nftablesChains(createRedirectPlan({ agentUid: 1, ipv6: false, excludeOutboundCidrs: ['fd00::/8'] }));
-  t.deepEqual(v4only[0]?.rules, ['meta nfproto ipv4 meta l4proto tcp jump outbound']);
-  t.deepEqual(v4only[1]?.rules, ['meta nfproto ipv4 fib daddr type local meta l4proto tcp jump inbound']);
+  t.deepEqual(v4only[0]?.rules, ['meta nfproto ipv4 tcp flags syn / fin,syn,rst,ack jump outbound']);
+  t.deepEqual(v4only[1]?.rules, ['meta nfproto ipv4 fib daddr type local tcp flags syn / fin,syn,rst,ack jump inbound']);
   t.false(v4only[2]?.rules.some((rule) => rule.includes('fd00')));
   const v6only = nftablesChains(createRedirectPlan({ agentUid: 1, ipv4: false }));
-  t.deepEqual(v6only[0]?.rules, ['meta nfproto ipv6 meta l4proto tcp jump outbound']);
+  t.deepEqual(v6only[0]?.rules, ['meta nfproto ipv6 tcp flags syn / fin,syn,rst,ack jump outbound']);
 });
 
 test('the script replaces the table in one transaction, whether or not it existed', (t) => {
@@ -72,12 +72,12 @@ test('parsing reads chains, hook headers (named or numeric priority) and rules, 
 
 	chain output {
 		type nat hook output priority -100; policy accept;
-		meta l4proto tcp jump outbound
+		tcp flags syn / fin,syn,rst,ack jump outbound
 	}
 
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local meta l4proto tcp jump inbound
+		fib daddr type local tcp flags syn / fin,syn,rst,ack jump inbound
 	}
 
 	chain outbound {

@@ -2,8 +2,9 @@
 // and deleted whole on removal, so no rule of anybody else's is ever edited.
 //
 // Layout (one inet table serves IPv4 and IPv6; a disabled family is filtered at the hook chains):
-//   chain output     (nat hook output, priority -100):     tcp -> jump outbound
-//   chain prerouting (nat hook prerouting, priority -100): tcp to a local address -> jump inbound
+//   chain output     (nat hook output, priority -100):     tcp SYN -> jump outbound
+//   chain prerouting (nat hook prerouting, priority -100): tcp SYN to a local address -> jump inbound
+// Only connection openers jump: see the iptables backend for the mid-stream pickup this prevents.
 //   chain outbound: return agent uid, loopback, excluded CIDRs and ports; else redirect to :outbound
 //   chain inbound:  return never-captured ports (SSH first); captured ports redirect to :inbound
 import { nftCidrText, type Cidr } from './cidr';
@@ -14,6 +15,9 @@ import type { RedirectPlan } from './redirect-plan';
 export const NFT_FAMILY = 'inet';
 export const NFT_TABLE = 'mesh';
 const TABLE = `${NFT_FAMILY} ${NFT_TABLE}`;
+
+/** A TCP segment with SYN set and ACK, FIN, RST clear, as `nft list` prints it (the tcp match implies l4proto tcp). */
+const TCP_SYN = 'tcp flags syn / fin,syn,rst,ack';
 
 /** Same priority as iptables' nat chains (NF_IP_PRI_NAT_DST). */
 const NAT_PRIORITY = -100;
@@ -37,13 +41,13 @@ export function nftablesChains(plan: RedirectPlan): NftChain[] {
     {
       name: 'output',
       header: `type nat hook output priority ${NAT_PRIORITY}; policy accept;`,
-      rules: [`${familyMatch}meta l4proto tcp jump outbound`],
+      rules: [`${familyMatch}${TCP_SYN} jump outbound`],
     },
     {
       name: 'prerouting',
       header: `type nat hook prerouting priority ${NAT_PRIORITY}; policy accept;`,
       // Only connections to this host: forwarded traffic (containers, routed hosts) is not ours.
-      rules: [`${familyMatch}fib daddr type local meta l4proto tcp jump inbound`],
+      rules: [`${familyMatch}fib daddr type local ${TCP_SYN} jump inbound`],
     },
     {
       name: 'outbound',
