@@ -78,8 +78,11 @@ test('a cluster that leaves the config stops its timer; one that loses outlier d
   t.is(guard.detector, undefined);
   t.is(clock.activeTimers, 0);
   t.true(countPicks(guard.balancer, context(3), 300).has('10.0.0.1'));
-  guards.update(CLUSTER, settings, cla);
+  const grown = fixture([...THREE, ['10.0.0.4', loc('eu', 'eu-a')]]);
+  guards.update(CLUSTER, grown.settings, grown.cla);
   t.is(clock.activeTimers, 1);
+  for (let i = 0; i < 2; i++) guard.detector!.recordResponse('10.0.0.4:9080', 500);
+  t.true(guard.detector!.isEjected('10.0.0.4:9080'), 'a detector created by an update watches the update\'s endpoints');
   guards.retain(new Set());
   t.is(clock.activeTimers, 0);
   t.is(guards.get(CLUSTER), undefined);

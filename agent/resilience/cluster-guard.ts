@@ -96,6 +96,8 @@ export class ClusterGuard {
     const set = endpointSetFor(settings.lb, cla, { panicThreshold: settings.panicThreshold, ...(ejected ? { ejected } : {}) });
     this.settings = settings;
     this.loadAssignment = cla;
+    // The detector below is keyed on the new endpoints.
+    this.set = set;
     this.breaker.reconfigure(settings.thresholds);
     if (settings.outlier && previousDetector) {
       previousDetector.reconfigure(settings.outlier, set.endpoints.map((e) => e.key));
