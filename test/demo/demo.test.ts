@@ -4,6 +4,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { createCommandRunner, systemToolPath } from '../../agent/redirect/command-runner';
 import { READY_LINE } from '../../cli/demo/demo';
@@ -68,8 +70,8 @@ class DemoProcess {
 }
 
 /** Starts the demo; teardown stops it and removes whatever it left, even when the test failed. */
-function startDemo(t: ExecutionContext): DemoProcess {
-  const demo = new DemoProcess(spawn(MESHCTL[0]!, [...MESHCTL.slice(1), 'demo'], {
+function startDemo(t: ExecutionContext, args: readonly string[] = []): DemoProcess {
+  const demo = new DemoProcess(spawn(MESHCTL[0]!, [...MESHCTL.slice(1), 'demo', ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, PATH: systemToolPath() },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -162,9 +164,13 @@ test('as an unprivileged user, meshctl demo exits 1 saying it needs root, and cr
   t.is(after.split('\n').filter((l) => l.startsWith(NAMESPACE_PREFIX)).length, before.split('\n').filter((l) => l.startsWith(NAMESPACE_PREFIX)).length);
 });
 
-netnsTest('meshctl demo: the product page answers through the mesh, then Ctrl-C removes every namespace and process', async (t) => {
-  t.timeout(READY_DEADLINE_MS + 3 * STOP_DEADLINE_MS);
-  const demo = startDemo(t);
+netnsTest('meshctl demo: the product page answers through the mesh, a weight edit shifts it, then Ctrl-C removes every namespace and process', async (t) => {
+  t.timeout(READY_DEADLINE_MS + 4 * STOP_DEADLINE_MS);
+  // A copy of examples/, so the test can shift the weights as a user would without touching the checkout.
+  const configDir = await mkdtemp(path.join(os.tmpdir(), 'mesh-demo-test-config-'));
+  t.teardown(() => rm(configDir, { recursive: true, force: true }));
+  await cp(path.join(REPO_ROOT, 'examples'), configDir, { recursive: true });
+  const demo = startDemo(t, ['--config-dir', configDir]);
   await demo.waitForReady();
   const processes = await processesInDemoNamespaces();
   // mesh-server, four agents, six apps.
@@ -194,6 +200,17 @@ netnsTest('meshctl demo: the product page answers through the mesh, then Ctrl-C 
   // User jason is routed to v3, which asks ratings: red stars from host-d.
   const jason = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, ['end-user: jason'], 15_000);
   t.regex(jason.body, /^reviews: v3 on host-c, ratings: Reviewer1 ★★★★★, Reviewer2 ★★★★☆ in red \(ratings v1 on host-d\)$/m);
+
+  // Shifting the weights in the file the demo names moves every request to v2 within seconds.
+  const trafficFile = path.join(configDir, 'bookinfo', 'traffic.yaml');
+  t.regex(demo.stdout, /edit \S*traffic\.yaml, line \d+ \(weight: 90\) and line \d+ \(weight: 10\)/);
+  await writeFile(trafficFile, (await readFile(trafficFile, 'utf8')).replace('weight: 90', 'weight: 0').replace('weight: 10', 'weight: 100'));
+  let streak = 0;
+  await eventually('10 answers in a row from reviews v2 after the weights moved to 0/100', async () => {
+    const answer = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, [], 15_000);
+    streak = /^reviews: v2 on host-b, ratings: .* in black/m.test(answer.body) ? streak + 1 : 0;
+    return streak >= 10;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
 
   // The agents' redirection is in force inside the hosts.
   const rules = await createCommandRunner({ netns: MESH_HOSTS[1]!.namespace }).run(['iptables-save', '-t', 'nat']);
