@@ -11,7 +11,7 @@ import { sniffProtocol, type SniffedProtocol } from '../http/protocol-sniffer';
 import { UpstreamPool, type UpstreamPoolStats } from '../http/upstream-pool';
 import { originalDestination, type OriginalDestination } from '../redirect/original-destination';
 import type { ClusterGuard } from '../resilience/cluster-guard';
-import type { TunnelPool } from '../tunnel/tunnel-pool';
+import { TunnelError, type TunnelPool } from '../tunnel/tunnel-pool';
 import type { OutboundDecision, OutboundTable } from './outbound-table';
 import { relay } from './relay';
 import { drainSockets } from './drain';
@@ -200,7 +200,7 @@ export class Outbound {
             this.start(socket, stream, decision);
           },
           (error: unknown) => {
-            guard?.detector?.recordFailure(key, 'connect-failure');
+            guard?.detector?.recordFailure(key, error instanceof TunnelError && error.reason === 'timeout' ? 'timeout' : 'connect-failure');
             this.upstreamFailed(socket, decision, error);
           },
         );
