@@ -100,3 +100,20 @@ test('every priority in panic: the load is split by endpoint counts and each pri
   const counts = countPicks(new RoundRobinLoadBalancer(set), context(8), 4000);
   t.true(Math.abs((counts.get('10.0.1.1') ?? 0) / 40 - 25) <= 3, `${counts.get('10.0.1.1')}`);
 });
+
+test('locality-weighted (distribute): an ejected endpoint lowers its locality\'s effective weight like an unhealthy one', (t) => {
+  const assignment: DecodedLoadAssignment = {
+    cluster_name: 'c',
+    endpoints: ['a', 'b'].map((zone, z) => ({
+      locality: { zone },
+      load_balancing_weight: { value: 50 },
+      lb_endpoints: [1, 2].map((i) => ({ endpoint: { address: { socket_address: { address: `10.0.${z}.${i}`, port_value: 80 } } } })),
+    })),
+  };
+  // Zone a: 50 × min(1, 1/2 × 1.4) = 35 against zone b's 50.
+  const counts = countPicks(new RoundRobinLoadBalancer(EndpointSet.fromLoadAssignment(assignment, { localityWeighted: true, ejected: new Set(['10.0.0.1:80']) })), context(9), 8500);
+  t.false(counts.has('10.0.0.1'));
+  t.true(Math.abs((counts.get('10.0.0.2') ?? 0) / 85 - (35 * 100) / 85) <= 3, `${counts.get('10.0.0.2')}`);
+  const gone = EndpointSet.fromLoadAssignment(assignment, { localityWeighted: true, ejected: new Set(['10.0.0.1:80', '10.0.0.2:80']) });
+  t.deepEqual([...countPicks(new RoundRobinLoadBalancer(gone), context(10), 100).keys()].sort(), ['10.0.1.1', '10.0.1.2']);
+});
