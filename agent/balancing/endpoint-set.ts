@@ -1,5 +1,6 @@
 // One cluster's endpoints compiled from a decoded ClusterLoadAssignment: priorities, localities,
-// health, Envoy's priority spill-over and locality choice, precomputed so that a pick never allocates.
+// health (outlier ejections included), Envoy's priority spill-over, panic threshold and locality
+// choice, precomputed so that a pick never allocates; rebuilt when health or ejections change.
 
 export type HealthStatus = 'UNKNOWN' | 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'TIMEOUT' | 'DEGRADED';
 
