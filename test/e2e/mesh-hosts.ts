@@ -301,12 +301,19 @@ export class MeshHosts<H extends string> {
   }
 
   private async waitReady(host: H, log: LogTail): Promise<void> {
-    await eventually(`agent on ${host} ready on :${READINESS_PORT}`, async () => {
-      if (log.child.exitCode !== null || log.child.signalCode !== null) {
-        throw new Error(`the agent on ${host} exited (${log.child.signalCode ?? String(log.child.exitCode)}) before it was ready; last lines: ${JSON.stringify(log.lines.slice(-4))}; stderr: ${log.stderr}`);
-      }
-      return (await this.readiness(host)).status === 200;
-    }, { timeoutMs: START_DEADLINE_MS, intervalMs: 200 });
+    let last: Readiness | undefined;
+    try {
+      await eventually(`agent on ${host} ready on :${READINESS_PORT}`, async () => {
+        if (log.child.exitCode !== null || log.child.signalCode !== null) {
+          throw new Error(`the agent on ${host} exited (${log.child.signalCode ?? String(log.child.exitCode)}) before it was ready; last lines: ${JSON.stringify(log.lines.slice(-4))}; stderr: ${log.stderr}`);
+        }
+        last = await this.readiness(host);
+        return last.status === 200;
+      }, { timeoutMs: START_DEADLINE_MS, intervalMs: 200 });
+    } catch (error) {
+      // Say why it was not ready: the probe's own reason and what the agent logged last.
+      throw new Error(`${(error as Error).message}; last readiness: ${JSON.stringify(last)}; last lines: ${JSON.stringify(log.lines.slice(-4))}`);
+    }
   }
 }
 
