@@ -26,6 +26,8 @@ export interface FleetSettings {
   roundTimeoutMs: number;
   /** Run the server with --cpu-prof, one profile per server process, written here. */
   cpuProfDir?: string;
+  /** Further mesh-server flags (e.g. --consul-max-connections), printed with the server's command. */
+  serverArgs?: readonly string[];
 }
 
 export interface FleetResult {
@@ -92,7 +94,7 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
     instanceIds.push({ node, id });
   }
   const xdsAddress = `127.0.0.1:${await freePort()}`;
-  const serverOptions = { configDir, debounceMs: settings.debounceMs, xdsAddress, extraArgs: ['--consul-address', consul.address], startTimeoutMs: settings.syncTimeoutMs, cpuProfDir: settings.cpuProfDir };
+  const serverOptions = { configDir, debounceMs: settings.debounceMs, xdsAddress, extraArgs: ['--consul-address', consul.address, ...(settings.serverArgs ?? [])], startTimeoutMs: settings.syncTimeoutMs, cpuProfDir: settings.cpuProfDir };
   let server: MeshServerProcess | undefined;
   const clients: SimClient[] = [];
   try {
