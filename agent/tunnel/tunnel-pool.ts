@@ -77,9 +77,9 @@ interface PooledSession {
 /** The mTLS side of one pooled session: who it speaks as, whom it expects, and its TLS options. */
 interface SessionSecurity {
   source: string;
+  expected: readonly string[];
   /** Prefix of the pool key: one session per (source identity, expected identities, peer). */
   key: string;
-  tls: http2.SecureClientSessionOptions;
 }
 
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host']);
@@ -87,6 +87,8 @@ const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'tr
 export class TunnelPool {
   private readonly options: TunnelPoolOptions;
   private readonly byPeer = new Map<string, PooledSession[]>();
+  /** mTLS session descriptions by expected identity list and source, built once per pair. */
+  private readonly securities = new WeakMap<readonly string[], Map<string, SessionSecurity>>();
   private readonly counters = { sessionsCreated: 0, streamsOpened: 0, streamsActive: 0 };
   private closed = false;
 
@@ -145,22 +147,29 @@ export class TunnelPool {
       throw new TunnelError(`no mesh identity is known for ${where}; it is not sent over the mesh tunnel unverified`, undefined, 'unknown peer identity');
     }
     const source = requested ?? mtls.defaultSource();
-    const certificate = source ? mtls.credentials.certificate(source) : undefined;
-    const ca = mtls.credentials.trustBundlePem();
-    if (!source || !certificate || !ca) {
+    if (!source || !mtls.credentials.certificate(source) || !mtls.credentials.trustBundlePem()) {
       throw new TunnelError(`no certificate${source ? ` for ${source}` : ''} yet to open a mesh tunnel to ${where}`, undefined, 'no certificate');
     }
+    // Per stream, so the key is looked up rather than built: the identity lists come from the
+    // index of one applied config and keep their identity until the next one.
+    let bySource = this.securities.get(expected);
+    if (!bySource) this.securities.set(expected, (bySource = new Map()));
+    let security = bySource.get(source);
+    if (!security) bySource.set(source, (security = { source, expected, key: `${source}>${expected.join(',')}@` }));
+    return security;
+  }
+
+  /** TLS options of a new mTLS session, with the certificate and bundle current at this moment. */
+  private sessionTls(security: SessionSecurity): http2.SecureClientSessionOptions {
+    const credentials = this.options.mtls!.credentials;
+    const certificate = credentials.certificate(security.source)!;
     return {
-      source,
-      key: `${source}>${expected.join(',')}@`,
-      tls: {
-        key: certificate.privateKeyPem,
-        cert: certificate.certificateChainPem,
-        ca,
-        minVersion: 'TLSv1.3',
-        servername: identitySni(expected[0]!),
-        checkServerIdentity: expectSpiffeIds(expected),
-      },
+      key: certificate.privateKeyPem,
+      cert: certificate.certificateChainPem,
+      ca: credentials.trustBundlePem(),
+      minVersion: 'TLSv1.3',
+      servername: identitySni(security.expected[0]!),
+      checkServerIdentity: expectSpiffeIds(security.expected),
     };
   }
 
@@ -322,7 +331,7 @@ export class TunnelPool {
       initialWindowSize: this.options.streamWindow ?? DEFAULT_STREAM_WINDOW,
       enablePush: false,
     };
-    const tls = security?.tls ?? this.options.tls;
+    const tls = security ? this.sessionTls(security) : this.options.tls;
     const session = tls
       ? http2.connect(`https://${host}:${peer.port}`, { ...tls, settings, maxSessionMemory: 128 })
       : http2.connect(`http://${host}:${peer.port}`, { settings, maxSessionMemory: 128 });
