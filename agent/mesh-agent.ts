@@ -6,6 +6,7 @@ import { createAgentAdmin, createReadinessServer, type AgentHttpServer, type Age
 import type { AgentConfig } from './config/agent-config';
 import { Inbound, InboundTable } from './proxy/inbound';
 import { Outbound } from './proxy/outbound';
+import { compileRouteConfiguration } from './routing/route-table';
 import { OutboundTable, TUNNEL_PORT } from './proxy/outbound-table';
 import { createCommandRunner } from './redirect/command-runner';
 import type { RedirectBackend } from './redirect/redirect-backend';
@@ -34,6 +35,7 @@ export interface MeshAgentOptions {
  * settings the agent cannot honour, naming the cluster and field.
  */
 export function validateResources(typeUrl: string, resources: ResourceMap): string | undefined {
+  if (typeUrl === TypeUrl.RouteConfiguration) return routeConfigurationProblem(resources);
   if (typeUrl !== TypeUrl.Cluster) return undefined;
   for (const cluster of resources.values()) {
     if ((cluster as { type?: string }).type !== 'EDS') continue;
@@ -41,6 +43,18 @@ export function validateResources(typeUrl: string, resources: ResourceMap): stri
       clusterResilience(cluster as DecodedGuardedCluster);
     } catch (error) {
       return (error as Error).message;
+    }
+  }
+  return undefined;
+}
+
+/** NACKs a route configuration the HTTP path cannot honour, with the RouteConfigError naming the field. */
+function routeConfigurationProblem(resources: ResourceMap): string | undefined {
+  for (const [name, config] of resources) {
+    try {
+      compileRouteConfiguration(config as Record<string, unknown>);
+    } catch (error) {
+      return `route configuration ${name}: ${(error as Error).message}`;
     }
   }
   return undefined;
@@ -129,14 +143,14 @@ export class MeshAgent {
     await this.xds.start();
   }
 
-  stats(): { outbound: ReturnType<Outbound['stats']>; inbound: Inbound['counters']; tunnelPool: ReturnType<TunnelPool['stats']> } {
-    return { outbound: this.outbound.stats(), inbound: { ...this.inbound.counters }, tunnelPool: this.pool.stats() };
+  stats(): { outbound: ReturnType<Outbound['stats']>; outboundHttp: ReturnType<Outbound['httpStats']>; inbound: Inbound['counters']; tunnelPool: ReturnType<TunnelPool['stats']> } {
+    return { outbound: this.outbound.stats(), outboundHttp: this.outbound.httpStats(), inbound: { ...this.inbound.counters }, tunnelPool: this.pool.stats() };
   }
 
   /** The same counters as plain records: the admin API prints any group without knowing its fields. */
   private counters(): AgentStats {
-    const { outbound, inbound, tunnelPool } = this.stats();
-    return { outbound: { ...outbound }, inbound, tunnelPool: { ...tunnelPool }, ...this.guards.stats() };
+    const { outbound, outboundHttp, inbound, tunnelPool } = this.stats();
+    return { outbound: { ...outbound }, outboundHttp: { ...outboundHttp }, inbound, tunnelPool: { ...tunnelPool }, ...this.guards.stats() };
   }
 
   /** Ready once a config (server or snapshot) is in force and the redirection, when enabled, is verified. */
