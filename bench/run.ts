@@ -58,11 +58,11 @@ export function readSettings(argv: readonly string[]): BenchSettings {
     quick,
     dataPlane: {
       services, endpoints,
-      unloadedSeconds: quick ? 1 : 10,
+      unloadedSeconds: quick ? 1 : 5,
       openLoopSeconds: int('open-loop-seconds', values['open-loop-seconds'], quick ? 2 : 60, 1, 600),
       openLoopRate: 1000,
       openLoopConnections: 16,
-      saturationSeconds: quick ? 2 : 10,
+      saturationSeconds: quick ? 2 : 8,
       saturationConnections: 32,
       startTimeoutMs: 120_000,
     },
@@ -70,10 +70,11 @@ export function readSettings(argv: readonly string[]): BenchSettings {
       // The fleet is 1000; the default is what fits the 10-minute budget today (README, Benchmarks).
       clients: int('clients', values.clients, quick ? 10 : 100, 1, 10_000),
       services, endpoints,
-      rounds: quick ? 1 : 3,
+      rounds: quick ? 1 : 2,
       debounceMs: 100,
       syncTimeoutMs: 300_000,
-      roundTimeoutMs: 120_000,
+      // Generous: with 1000 services a change can wait a minute or more for its Consul watch (README).
+      roundTimeoutMs: 240_000,
     },
     ca: { throughputSeconds: quick ? 1 : 5, latencyRate: 100, latencySeconds: quick ? 1 : 10 },
   };
