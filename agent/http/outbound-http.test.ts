@@ -3,6 +3,7 @@
 import * as http from 'node:http';
 import test from 'ava';
 import { endpoint, port, resource, service } from '../../server/translate/testing';
+import { eventually } from '../../test/support/eventually';
 import { request, startHarness, startHttpApp, type HttpApp } from './testing';
 
 const VIP = { address: '10.0.0.10', port: 8080 };
@@ -151,4 +152,41 @@ test('no matching route is a 404 with flag NR; a cluster without endpoints is a 
   t.like(log('/gone'), { response_code: 503, response_flags: 'UH', upstream_cluster: 'outbound|8080|v3|web' });
   t.like(log('/ok'), { response_code: 200, response_flags: '-', upstream_cluster: 'outbound|8080|v1|web', upstream_host: `127.0.0.1:${v1.port}` });
   t.is(typeof log('/ok')?.duration, 'number');
+});
+
+test('a consistent-hash DestinationRule keeps each x-user on one endpoint, per request on one connection', async (t) => {
+  const v1 = await startHttpApp(t, 'v1');
+  const v2 = await startHttpApp(t, 'v2');
+  const harness = await startHarness(t, { destination: VIP });
+  const sticky = resource('DestinationRule', 'web', { host: 'web', trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } });
+  harness.apply([web(v1, v2)], [sticky]);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const seen = new Map<string, Set<string>>();
+  for (let i = 0; i < 60; i++) {
+    const user = `user-${i % 12}`;
+    const reply = await request(harness.port, { authority: 'web:8080', path: '/', headers: { 'x-user': user }, agent });
+    const apps = seen.get(user) ?? new Set<string>();
+    apps.add(appOf(reply));
+    seen.set(user, apps);
+  }
+  // Same key, same endpoint; and the keys do not all land on one endpoint (requests are hashed one by one).
+  for (const [user, apps] of seen) t.is(apps.size, 1, `${user} went to ${[...apps].join(', ')}`);
+  t.is(new Set([...seen.values()].map((apps) => [...apps][0])).size, 2);
+});
+
+test('idle upstream connections are closed after the idle timeout', async (t) => {
+  const v1 = await startHttpApp(t, 'v1');
+  const v2 = await startHttpApp(t, 'v2');
+  const harness = await startHarness(t, { destination: VIP, upstreamIdleTimeoutMs: 300 });
+  const only = resource('VirtualService', 'web', { hosts: ['web'], http: [{ route: [{ destination: { host: 'web', subset: 'v1' } }] }] });
+  harness.apply([web(v1, v2)], [subsets, only]);
+  t.is((await request(harness.port, { authority: 'web:8080', path: '/a' })).status, 200);
+  t.is((await request(harness.port, { authority: 'web:8080', path: '/b' })).status, 200);
+  t.is(v1.connections(), 1);
+  const closed = new Promise<void>((resolve) => v1.server.once('connection', () => resolve()));
+  await eventually('the idle upstream tunnel stream to close', () => harness.tunnels.stats().streamsActive === 0, 10_000);
+  t.is((await request(harness.port, { authority: 'web:8080', path: '/c' })).status, 200);
+  await closed;
+  t.is(v1.connections(), 2);
 });
