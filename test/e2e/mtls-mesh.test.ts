@@ -106,7 +106,7 @@ netnsTest('agents bootstrap with join tokens, TCP crosses the mTLS tunnel, the t
 
   // Neither h2c nor TLS without a mesh client certificate gets through b's tunnel port.
   const plain = await m.exec('cp', ['curl', '-s', '-m', '5', '--http2-prior-knowledge', `http://${b.ip}:15008/`], { allowFailure: true });
-  t.not(plain.code, 0);
+  t.not(plain.exitCode, 0, 'h2c to the mTLS tunnel port must fail');
   const anonymous = await m.runNode('cp', `
     const tls = require('node:tls');
     const s = tls.connect({ host: process.argv[1], port: 15008, ALPNProtocols: ['h2'], rejectUnauthorized: false, servername: 'x.id.mesh' }, () => {
