@@ -61,6 +61,8 @@ class DemoRun {
   private network: HostNetwork<DemoHost> | undefined;
   private tempDir: string | undefined;
   private stopRequested = false;
+  /** Set once no other demo runs: only then are the prefix's namespaces and the run record this run's to remove. */
+  private ownsPrefix = false;
   private exitCode = 0;
   private wakeStop!: () => void;
   private readonly stopped = new Promise<void>((resolve) => (this.wakeStop = resolve));
@@ -127,6 +129,7 @@ class DemoRun {
 
   private async setUp(): Promise<void> {
     const leftovers = await this.step(removeLeftovers());
+    this.ownsPrefix = true;
     if (leftovers) {
       const parts = [leftovers.namespaces.length > 0 ? `namespaces ${leftovers.namespaces.join(', ')} (${leftovers.processes} ${leftovers.processes === 1 ? 'process' : 'processes'} in them stopped)` : '', leftovers.tempDir ? `temp dir ${leftovers.tempDir}` : ''].filter(Boolean);
       this.io.stdout(`Removed what an earlier demo run left behind when it was killed: ${parts.join('; ') || 'its run record'}.`);
@@ -240,18 +243,20 @@ class DemoRun {
     await stopAll(agents, AGENT_STOP_GRACE_MS);
     await stopAll(server, PROCESS_STOP_GRACE_MS);
     await this.network?.destroy();
-    // Namespaces a setup step created after it was abandoned, or that a stray process holds.
-    const remaining = await demoNamespaces().catch(() => []);
-    if (remaining.length > 0) await removeNamespaces(remaining);
-    for (const host of ALL_HOSTS) removeNetnsEtc(host.namespace);
-    removeNetnsEtc(BRIDGE_NAMESPACE);
+    if (this.ownsPrefix) {
+      // Namespaces a setup step created after it was abandoned, or that a stray process holds.
+      const remaining = await demoNamespaces().catch(() => []);
+      if (remaining.length > 0) await removeNamespaces(remaining);
+      for (const host of ALL_HOSTS) removeNetnsEtc(host.namespace);
+      removeRunRecord();
+    }
     if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
-    removeRunRecord();
-    this.io.stdout(this.exitCode === 0 ? 'Stopped; namespaces and temp files removed.' : 'Everything the demo started is stopped and removed.');
+    if (this.ownsPrefix) this.io.stdout(this.exitCode === 0 ? 'Stopped; namespaces and temp files removed.' : 'Everything the demo started is stopped and removed.');
   }
 
   /** Second Ctrl-C: no more waiting. Kill by pid, delete the namespaces, exit. */
   private forceStop(): never {
+    if (!this.ownsPrefix) process.exit(130);
     this.io.stderr('Forcing: killing every program the demo started and deleting its namespaces');
     for (const proc of this.processes) {
       if (proc.running && proc.pid !== undefined) {

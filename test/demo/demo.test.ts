@@ -98,6 +98,7 @@ function commandLine(pid: number): string {
 interface ProcessId {
   readonly pid: number;
   readonly started: string | undefined;
+  readonly command: string;
 }
 
 function startTime(pid: number): string | undefined {
@@ -126,7 +127,7 @@ function stillRunning(process: ProcessId): boolean {
 
 async function processesInDemoNamespaces(): Promise<ProcessId[]> {
   const pids = (await Promise.all((await demoNamespaces()).map(namespacePids))).flat();
-  return pids.map((pid) => ({ pid, started: startTime(pid) })).filter((p) => p.started !== undefined);
+  return pids.map((pid) => ({ pid, started: startTime(pid), command: commandLine(pid) })).filter((p) => p.started !== undefined);
 }
 
 /** Everything the demo created is gone: namespaces, /etc/netns folders, processes, temp dir, run record. */
@@ -212,6 +213,15 @@ netnsTest('meshctl demo: the product page answers through the mesh, a weight edi
     return streak >= 10;
   }, { timeoutMs: 30_000, intervalMs: 50 });
 
+  // A second demo refuses to start and leaves the running one alone.
+  const second = spawnSync(MESHCTL[0]!, [...MESHCTL.slice(1), 'demo'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: systemToolPath() } });
+  t.is(second.status, 1, second.stderr);
+  t.regex(second.stderr, new RegExp(`another meshctl demo is running \\(pid ${demo.child.pid}\\)`));
+  t.is((await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, [], 15_000)).status, 200);
+  // Node programs only: the agents' short-lived iptables commands come and go on their own.
+  const programs = processes.filter((p) => p.command.startsWith(process.execPath));
+  t.true(programs.length >= 11 && programs.every(stillRunning), `the first demo's programs still run: ${programs.map((p) => p.command).join('; ')}`);
+
   // The agents' redirection is in force inside the hosts.
   const rules = await createCommandRunner({ netns: MESH_HOSTS[1]!.namespace }).run(['iptables-save', '-t', 'nat']);
   t.regex(rules.stdout, /MESH_OUTPUT/);
@@ -238,7 +248,7 @@ netnsTest('meshctl demo removes a killed run\'s leftovers at start, and a crashe
   const demo = startDemo(t);
   await demo.waitForReady();
   t.regex(demo.stdout, new RegExp(`Removed what an earlier demo run left behind when it was killed: namespaces ${leftover} \\(1 process in them stopped\\)`));
-  t.false(stillRunning({ pid: sleeperPid, started: sleeperStarted }));
+  t.false(stillRunning({ pid: sleeperPid, started: sleeperStarted, command: 'sleep' }));
   t.false((await demoNamespaces()).includes(leftover));
 
   const processes = await processesInDemoNamespaces();
