@@ -75,8 +75,20 @@ export class OutboundHttp {
     this.log = inputs.logger.child({ component: 'outbound-http' });
     this.server = new HttpConnectionServer<OutboundHttpContext>(
       {
-        request: (req, res, context) => void this.onRequest(req, res, context),
-        upgrade: (req, socket, head, context) => void this.onUpgrade(req, socket, head, context),
+        request: (req, res, context) =>
+          this.onRequest(req, res, context).catch((error: unknown) => {
+            // A request the path cannot forward (say, a header HTTP/2 refuses) fails alone, never the agent.
+            this.log.warn({ path: req.url, err: (error as Error).message }, 'HTTP request failed in the agent');
+            if (!res.headersSent && !res.destroyed) {
+              res.writeHead(502, { 'content-type': 'text/plain' });
+              res.end('the agent could not forward this request');
+            } else destroyResponse(res);
+          }),
+        upgrade: (req, socket, head, context) =>
+          this.onUpgrade(req, socket, head, context).catch((error: unknown) => {
+            this.log.warn({ path: req.url, err: (error as Error).message }, 'HTTP upgrade failed in the agent');
+            socket.destroy();
+          }),
       },
       inputs.connection,
     );

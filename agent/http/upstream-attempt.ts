@@ -56,6 +56,8 @@ export function endToEnd(headers: http.IncomingHttpHeaders | http2.IncomingHttpH
     if (name.charCodeAt(0) === 58 || HOP_BY_HOP.has(name)) continue;
     out[name] = headers[name];
   }
+  // `te: trailers` is end to end in effect: gRPC servers may require it, and HTTP/2 allows this value alone.
+  if (headers.te === 'trailers') out.te = 'trailers';
   return out;
 }
 
@@ -149,9 +151,6 @@ async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promi
   }
   return new Promise((resolve) => {
     const headers: HeaderBag = { ...request.headers, ':method': request.method, ':path': request.path, ':authority': request.authority, ':scheme': 'http' };
-    // gRPC needs `te: trailers`, the one value HTTP/2 allows.
-    const te = request.headers.te;
-    if (te === 'trailers') headers.te = te;
     let stream: http2.ClientHttp2Stream;
     try {
       stream = session.request(headers as http2.OutgoingHttpHeaders);
