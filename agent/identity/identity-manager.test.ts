@@ -5,11 +5,14 @@ import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { promises as fs, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { AdsClient } from '../../lib/xds/ads-client';
 import { TypeUrl } from '../../lib/xds/protos';
+import { loadCaKeys } from '../../server/ca/ca-keys';
+import { JoinTokens, loadOrCreateJoinSecret } from '../../server/ca/join-token';
 import { MeshServer } from '../../server/mesh-server';
 import { eventually } from '../../test/support/eventually';
 import { IdentityManager, renewalDelayMs, type IdentityManagerOptions } from './identity-manager';
@@ -137,4 +140,28 @@ test('a short-lived certificate is renewed on its own before it expires', async 
   await manager.start();
   await eventually('two renewals of the workload certificate', () => seen.filter((id) => id === PRODUCTPAGE).length >= 3, 40_000);
   t.true(manager.certificate(PRODUCTPAGE)!.notAfter.getTime() > Date.now());
+});
+
+test('an agent started before the server has nothing, keeps asking, and gets every certificate once the server is up', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mesh-identity-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  // A free port for the server that is not there yet.
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+
+  // The CA state (root, join secret) exists before the server serves, as after an earlier start.
+  const caStateDir = path.join(dir, 'ca');
+  const keys = await loadCaKeys({ trustDomain: 'cluster.local', stateDir: caStateDir });
+  const token = new JoinTokens(await loadOrCreateJoinSecret(caStateDir)).issue('host-a');
+  const manager = new IdentityManager({ ...managerOptions(dir, `127.0.0.1:${port}`, token, { retryInitialMs: 200, retryMaxMs: 1000 }), bootstrapTrustPem: keys.trustBundle.pem });
+  t.teardown(() => manager.stop());
+  await manager.start();
+  t.is(manager.certificate(manager.nodeId), undefined);
+  t.is(manager.certificate(PRODUCTPAGE), undefined);
+
+  await startServer(t, caStateDir, port);
+  await eventually('node and workload certificates', () => manager.certificate(manager.nodeId) !== undefined && manager.certificate(PRODUCTPAGE) !== undefined, 30_000);
+  t.true(manager.counters.renewalFailures >= 2);
 });

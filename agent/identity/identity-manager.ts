@@ -184,6 +184,11 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     }
     if (state.spiffeId === this.nodeId) {
       this.nodeSource.update({ certificateChainPem: cert.certificateChainPem, privateKeyPem: cert.privateKeyPem, trustBundlePem: this.bundlePem! });
+      // Workloads that waited for a node certificate (first start with the server down) need not
+      // wait out their retry back-off.
+      for (const other of this.states.values()) {
+        if (other !== state && !other.cert && !other.inFlight) void this.refresh(other, true);
+      }
     } else {
       const node = this.states.get(this.nodeId)!.cert;
       // The xDS channel must trust a root the server moved to, even before the node certificate renews.
