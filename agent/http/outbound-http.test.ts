@@ -190,3 +190,18 @@ test('idle upstream connections are closed after the idle timeout', async (t) =>
   await closed;
   t.is(v1.connections(), 2);
 });
+
+test('an HTTP request to a destination outside the registry passes through to it over plain TCP (allow_any)', async (t) => {
+  const outside = await startHttpApp(t, 'outside');
+  // A service on the same port number gives that port an HTTP listener; the destination itself is no service's.
+  const harness = await startHarness(t, { destination: { address: '127.0.0.1', port: outside.port } });
+  harness.apply([service('other', { addresses: ['10.0.0.99'], ports: [port(outside.port, 'HTTP', 'http')], endpoints: [endpoint('10.9.9.9', { ports: { http: 1 } })] })]);
+  const reply = await request(harness.port, { authority: `127.0.0.1:${outside.port}`, path: '/out' });
+  t.is(reply.status, 200);
+  t.like(JSON.parse(reply.body), { app: 'outside', url: '/out' });
+  t.like(await eventually('the access log line', () => harness.lines.find((l) => l.msg === 'http request' && l.path === '/out')), {
+    upstream_cluster: 'PassthroughCluster',
+    upstream_host: `127.0.0.1:${outside.port}`,
+  });
+  t.is(harness.tunnels.stats().streamsOpened, 0);
+});
