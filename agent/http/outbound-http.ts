@@ -266,13 +266,19 @@ export class OutboundHttp {
     socket.once('close', () => this.logLine(exchange, status));
     const decision = context.routes?.match(requestView(req, exchange));
     const action = decision?.action;
-    if (!decision || !action || action.kind === 'redirect' || action.kind === 'direct') {
-      // Redirects and direct responses to an Upgrade end the exchange like any other response.
-      const reply = !decision ? NO_ROUTE : action?.kind === 'redirect' ? { status: action.status, flag: '', body: '' } : { status: (action as { status: number }).status, flag: '', body: '' };
-      status = reply.status;
-      exchange.flags = reply.flag;
-      const extra = action?.kind === 'redirect' ? { location: action.location } : {};
-      return writeRawResponse(socket, reply.status, extra, reply.body);
+    if (!decision || !action) {
+      status = NO_ROUTE.status;
+      exchange.flags = NO_ROUTE.flag;
+      return writeRawResponse(socket, NO_ROUTE.status, {}, NO_ROUTE.body);
+    }
+    // Redirects and direct responses to an Upgrade end the exchange like any other response.
+    if (action.kind === 'redirect') {
+      status = action.status;
+      return writeRawResponse(socket, action.status, { location: action.location }, '');
+    }
+    if (action.kind === 'direct') {
+      status = action.status;
+      return writeRawResponse(socket, action.status, {}, action.body?.toString() ?? '');
     }
     const weighted = action.kind === 'weighted' ? pickWeightedCluster(decision, Math.random()) : undefined;
     const cluster = weighted ? weighted.name : action.kind === 'cluster' ? action.cluster : '';
