@@ -9,6 +9,7 @@ import { JwksCache } from './jwks-cache';
 import { InboundPolicy } from './inbound-policy';
 import { PeerAuthenticationTable } from './peer-authentication';
 import { jwksOf, nowSeconds, testSigner } from './jwt-testing';
+import { validateResources } from '../mesh-agent';
 
 const web = service('web.shop.svc.cluster.local', { namespace: 'shop', ports: [port(8080, 'HTTP', 'http'), port(9090, 'HTTP', 'http-admin')], endpoints: [endpoint('10.0.0.1', { node: 'host-a', labels: { app: 'web' } })] });
 const db = service('db.shop.svc.cluster.local', { namespace: 'shop', ports: [port(5432, 'TCP', 'tcp')], endpoints: [endpoint('10.0.0.2', { node: 'host-a', labels: { app: 'db' } })] });
@@ -63,4 +64,20 @@ test('each workload port gets its own policies: RBAC on TCP, JWT and RBAC on HTT
   t.is((bad as { status?: number }).status, 401);
   // The DB's TCP chain has no JWT, the web port no TCP RBAC.
   t.true(policy.authorizeConnection('10.0.0.1', 8080, { sourceIp: '10.0.1.1', destinationPort: 8080 }).allowed);
+});
+
+test('a virtualInbound whose RBAC the agent cannot enforce is NACKed naming the chain and field; the denyAll fallback admits nothing', (t) => {
+  const listener = virtualInbound([sec('AuthorizationPolicy', 'db-frontend-only', { selector: { matchLabels: { app: 'db' } }, rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/frontend'] } }] }] })]);
+  const chain = listener.filter_chains.find((c: any) => c.filter_chain_match?.destination_port?.value === 5432);
+  const rbac = chain.filters.find((f: any) => String(f.typed_config?.['@type']).endsWith('network.rbac.v3.RBAC')).typed_config;
+  const policyName = Object.keys(rbac.rules.policies)[0];
+  rbac.rules.policies[policyName].principals = [{ requested_server_name: { exact: 'x' } }];
+  const problem = validateResources(TypeUrl.Listener, new Map([['virtualInbound', listener]]));
+  t.regex(problem ?? '', /^listener virtualInbound: .*filter_chains\[\d+\]\.network_rbac\[0\]\.rules\.policies\[".*"\]\.principals\[0\]/);
+  t.is(validateResources(TypeUrl.Listener, new Map([['virtualInbound', virtualInbound([])]])), undefined);
+
+  const closed = InboundPolicy.denyAll();
+  t.false(closed.admitsPlaintext('10.0.0.1', 8080));
+  t.false(closed.authorizeConnection('10.0.0.1', 8080, { sourcePrincipal: 'spiffe://cluster.local/ns/shop/sa/frontend', sourceIp: '10.0.1.1', destinationPort: 8080 }).allowed);
+  t.deepEqual(closed.portOf('10.0.0.1', 8080), { protocol: 'tcp', rbac: true, upstreamHttp2: false });
 });

@@ -13,7 +13,8 @@ export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 /** Istio's default when nothing is configured. */
 export const DEFAULT_MTLS_MODE: MtlsMode = 'PERMISSIVE';
 
-function meshMetadata(chain: Decoded): Record<string, unknown> {
+/** The `mesh` filter metadata the server puts on each inbound chain (kind, protocol, mtlsMode, ...). */
+export function meshMetadata(chain: Decoded): Record<string, unknown> {
   return structToJson(((chain.metadata as Decoded | undefined)?.filter_metadata as Decoded | undefined)?.mesh);
 }
 

@@ -421,6 +421,16 @@ export class InboundAuthorization {
     return new InboundAuthorization(RbacFilterChain.compile(network, `${path}.network_rbac`), RbacFilterChain.compile(http, `${path}.http_rbac`));
   }
 
+  /** Whether network RBAC filters apply (a decision is then counted as Envoy's rbac.allowed/denied). */
+  get enforcesConnections(): boolean {
+    return !this.connection.empty;
+  }
+
+  /** Whether HTTP RBAC filters apply. */
+  get enforcesRequests(): boolean {
+    return !this.request.empty;
+  }
+
   /** Decision for a new connection (TCP chains, and the connection before any HTTP request). */
   authorizeConnection(view: ConnectionView): AuthorizationDecision {
     return this.connection.evaluate(view);
