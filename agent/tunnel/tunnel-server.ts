@@ -3,6 +3,7 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import { spiffeIdOf } from '../../lib/ca/peer-identity';
 import { parseSpiffeId } from '../../lib/ca/spiffe';
 import { type Destination, formatAuthority, parseAuthority } from './hbone-authority';
@@ -38,7 +39,11 @@ export interface TunnelRequest {
   source: SourceMetadata;
 }
 
-export type InboundDecision = { host: string; port: number } | { reject: number; reason: string };
+/**
+ * Relay to a local port, refuse with a status, or answer 200 and hand the stream to `serve` (the
+ * inbound side then speaks the stream's protocol itself, e.g. HTTP with per-request policy).
+ */
+export type InboundDecision = { host: string; port: number } | { reject: number; reason: string } | { serve: (stream: Duplex) => void };
 
 export type ResolveInbound = (
   destination: Destination,
@@ -254,6 +259,7 @@ export class TunnelServer {
     decided.then(
       (decision) => {
         if ('reject' in decision) this.refuse(stream, event, decision.reject, decision.reason);
+        else if ('serve' in decision) this.handOver(stream, event, decision.serve);
         else this.relay(stream, event, decision);
       },
       (err: unknown) => this.refuse(stream, event, 500, `inbound resolution failed: ${String(err)}`),
@@ -267,6 +273,14 @@ export class TunnelServer {
       stream.respond({ ':status': status, [REASON_HEADER]: reason }, { endStream: true });
     }
     this.options.onStream?.(event);
+  }
+
+  private handOver(stream: http2.ServerHttp2Stream, event: TunnelStreamEvent, serve: (stream: Duplex) => void): void {
+    if (stream.destroyed) return;
+    event.status = 200;
+    stream.respond({ ':status': 200 });
+    this.options.onStream?.(event);
+    serve(stream);
   }
 
   private relay(stream: http2.ServerHttp2Stream, event: TunnelStreamEvent, target: { host: string; port: number }): void {
