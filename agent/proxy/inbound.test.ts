@@ -30,5 +30,5 @@ test('the tunnel is answered 403 for other hosts\' addresses and for ports no lo
   t.deepEqual(inbound.resolveInbound({ address: '127.0.0.1', port: 7000 }, { headers: {} }), { host: '127.0.0.1', port: 7000 });
   t.deepEqual(inbound.resolveInbound({ address: '127.0.0.1', port: 7001 }, { headers: {} }), { reject: 403, reason: 'no local workload serves 127.0.0.1:7001' });
   t.deepEqual(inbound.resolveInbound({ address: '192.0.2.1', port: 7000 }, { headers: {} }), { reject: 403, reason: '192.0.2.1 is not an address of this host' });
-  t.deepEqual(inbound.counters, { tunnelAllowed: 1, tunnelRefused: 2, plain: 0, plainRefused: 0 });
+  t.like(inbound.counters, { tunnelAllowed: 1, tunnelRefused: 2, plain: 0, plainRefused: 0 });
 });

@@ -1,10 +1,20 @@
 // The inbound side: which destinations are this host's workloads (from virtualInbound and the
-// agent's own workload list), the tunnel's resolveInbound over them, and the plain :15006 listener.
+// agent's own workload list), the tunnel's resolveInbound over them, and the plain :15006 listener,
+// each enforcing the workload port's security policy (mTLS mode, RBAC, and per request on HTTP ports).
 import * as net from 'node:net';
 import * as os from 'node:os';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
+import type { HttpConnectionOptions } from '../http/http-connection';
+import { InboundHttp, inboundSecurityCounters, type InboundHttpContext } from '../http/inbound-http';
+import { sniffProtocol } from '../http/protocol-sniffer';
+import { UpstreamPool } from '../http/upstream-pool';
+import { JwksCache } from '../policy/jwks-cache';
+import { InboundPolicy } from '../policy/inbound-policy';
+import type { AuthorizationDecision } from '../policy/rbac';
 import { originalDestination } from '../redirect/original-destination';
 import type { Destination } from '../tunnel/hbone-authority';
+import { TunnelPool } from '../tunnel/tunnel-pool';
 import type { InboundDecision, SourceMetadata } from '../tunnel/tunnel-server';
 import type { AgentXdsConfig } from '../xds/agent-xds';
 import { relay } from './relay';
@@ -58,8 +68,25 @@ export function hostAddresses(): Set<string> {
 
 export interface InboundInputs {
   table(): InboundTable;
+  /** The security policy in force; without one (no config yet), nothing is enforced beyond the table. */
+  policy?(): InboundPolicy | undefined;
   logger: Logger;
   connectTimeoutMs?: number;
+  /** Header deadline and idle timeout of inbound HTTP connections. */
+  http?: HttpConnectionOptions;
+  /** Only for the upstream pool's type: inbound targets are local TCP, the pool never opens a tunnel. */
+  tunnels?: TunnelPool;
+  /** Where a plain connection was going before redirection; SO_ORIGINAL_DST unless a test supplies it. */
+  originalDestination?: (socket: net.Socket) => Destination;
+}
+
+/** Before any config: no chain, so every port is plain TCP with nothing enforced. */
+const NO_POLICY = InboundPolicy.fromListener(undefined, new JwksCache());
+
+/** Node reports IPv4 clients of a dual-stack listener as ::ffff:a.b.c.d; policies name a.b.c.d. */
+function unmapped(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
 /** What inbound does with one destination: a local workload port, or a refusal with the reason. */
@@ -72,11 +99,53 @@ export class Inbound {
   private server: net.Server | undefined;
   private addresses = hostAddresses();
   private draining = false;
-  readonly counters = { tunnelAllowed: 0, tunnelRefused: 0, plain: 0, plainRefused: 0 };
+  private readonly upstreams: UpstreamPool;
+  private readonly http: InboundHttp;
+  readonly counters = { tunnelAllowed: 0, tunnelRefused: 0, plain: 0, plainRefused: 0, plaintext_refused: 0, ...inboundSecurityCounters() };
 
   constructor(inputs: InboundInputs) {
     this.inputs = inputs;
     this.log = inputs.logger.child({ component: 'inbound' });
+    this.upstreams = new UpstreamPool({ tunnels: inputs.tunnels ?? new TunnelPool(), connectTimeoutMs: inputs.connectTimeoutMs });
+    this.http = new InboundHttp({ policy: () => this.policy(), pool: this.upstreams, logger: inputs.logger, counters: this.counters, connection: inputs.http });
+  }
+
+  private policy(): InboundPolicy {
+    return this.inputs.policy?.() ?? NO_POLICY;
+  }
+
+  /**
+   * Network RBAC of a TCP port for one connection: counted when the port has RBAC, the dry-run
+   * outcome reported. HTTP ports decide per request instead.
+   */
+  private authorizeConnection(policy: InboundPolicy, destination: Destination, principal: string | undefined, sourceIp: string): AuthorizationDecision | undefined {
+    if (!policy.portOf(destination.address, destination.port).rbac) return undefined;
+    const decision = policy.authorizeConnection(destination.address, destination.port, { sourcePrincipal: principal, sourceIp, destinationIp: destination.address, destinationPort: destination.port });
+    if (decision.shadow && !decision.shadow.allowed) {
+      this.counters.rbac_shadow_denied++;
+      this.log.info({ source: principal ?? sourceIp, destination: `${destination.address}:${destination.port}`, policy: decision.shadow.policy }, 'connection would be denied by a dry-run policy');
+    }
+    if (decision.allowed) this.counters.rbac_allowed++;
+    else this.counters.rbac_denied++;
+    return decision;
+  }
+
+  /** Parses HTTP on an admitted connection or tunnel stream; each request is then decided on its own. */
+  private serveHttp(socket: Duplex, destination: Destination, principal: string | undefined, sourceIp: string, upstreamHttp2: boolean): void {
+    const context: InboundHttpContext = {
+      address: destination.address,
+      port: destination.port,
+      sourcePrincipal: principal,
+      sourceIp,
+      target: { kind: 'tcp', address: destination.address, port: destination.port },
+      upstreamHttp2,
+    };
+    // A declared HTTP port is HTTP whatever comes; the bytes only tell HTTP/1 from HTTP/2. A client
+    // that sends nothing is bounded by the header deadline, here and then in the HTTP server.
+    void sniffProtocol(socket as net.Socket, this.inputs.http?.headersTimeoutMs ?? 60_000).then((sniffed) => {
+      if (socket.destroyed) return;
+      this.http.serve(socket, sniffed === 'h2c' ? 'h2c' : 'http1', context);
+    });
   }
 
   /**
@@ -100,14 +169,30 @@ export class Inbound {
   /** TunnelServer's resolveInbound: the same choice, logged with the peer that asked. */
   readonly resolveInbound = (destination: Destination, source: SourceMetadata): InboundDecision => {
     const choice = this.choose(destination);
-    if (choice.allowed) {
-      this.counters.tunnelAllowed++;
-      this.log.info({ peer: source.peerAddress, destination: `${destination.address}:${destination.port}` }, 'inbound tunnel stream');
-      return { host: choice.host, port: choice.port };
+    const where = `${destination.address}:${destination.port}`;
+    if (!choice.allowed) {
+      this.counters.tunnelRefused++;
+      this.log.warn({ peer: source.peerAddress, principal: source.principal, destination: where, reason: choice.reason }, 'inbound tunnel stream refused');
+      return { reject: choice.status, reason: choice.reason };
     }
-    this.counters.tunnelRefused++;
-    this.log.warn({ peer: source.peerAddress, destination: `${destination.address}:${destination.port}`, reason: choice.reason }, 'inbound tunnel stream refused');
-    return { reject: choice.status, reason: choice.reason };
+    const policy = this.policy();
+    const sourceIp = unmapped(source.peerAddress);
+    const port = policy.portOf(destination.address, destination.port);
+    if (port.protocol === 'http') {
+      this.counters.tunnelAllowed++;
+      this.log.info({ peer: source.peerAddress, principal: source.principal, destination: where, protocol: 'http' }, 'inbound tunnel stream');
+      return { serve: (stream) => this.serveHttp(stream, destination, source.principal, sourceIp, port.upstreamHttp2) };
+    }
+    const decision = this.authorizeConnection(policy, destination, source.principal, sourceIp);
+    if (decision && !decision.allowed) {
+      this.counters.tunnelRefused++;
+      const reason = decision.policy ? `RBAC: access denied by ${decision.policy}` : 'RBAC: access denied';
+      this.log.warn({ peer: source.peerAddress, principal: source.principal, destination: where, reason }, 'inbound tunnel stream refused');
+      return { reject: 403, reason };
+    }
+    this.counters.tunnelAllowed++;
+    this.log.info({ peer: source.peerAddress, principal: source.principal, destination: where }, 'inbound tunnel stream');
+    return { host: choice.host, port: choice.port };
   };
 
   /** The plain (PERMISSIVE) listener for PREROUTING-redirected connections; binds all addresses, as REDIRECT requires. */
@@ -128,6 +213,8 @@ export class Inbound {
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     await drainSockets(this.clients, graceMs);
+    this.http.close();
+    this.upstreams.close();
   }
 
   private accept(socket: net.Socket): void {
@@ -138,16 +225,43 @@ export class Inbound {
     }
     let destination: Destination;
     try {
-      destination = originalDestination(socket);
+      destination = (this.inputs.originalDestination ?? originalDestination)(socket);
     } catch (error) {
       this.log.warn({ client: socket.remoteAddress, err: (error as Error).message }, 'inbound connection without an original destination closed');
       socket.destroy();
       return;
     }
     const choice = this.choose(destination);
+    const where = `${destination.address}:${destination.port}`;
     if (!choice.allowed) {
       this.counters.plainRefused++;
-      this.log.warn({ client: socket.remoteAddress, destination: `${destination.address}:${destination.port}`, reason: choice.reason }, 'plain inbound connection refused');
+      this.log.warn({ client: socket.remoteAddress, destination: where, reason: choice.reason }, 'plain inbound connection refused');
+      socket.destroy();
+      return;
+    }
+    const policy = this.policy();
+    if (!policy.admitsPlaintext(destination.address, destination.port)) {
+      this.counters.plainRefused++;
+      this.counters.plaintext_refused++;
+      const mode = policy.mtlsModeOf(destination.address, destination.port);
+      this.log.warn({ client: socket.remoteAddress, destination: where, port: destination.port, mode }, `plaintext connection refused: port ${destination.port} is ${mode} (mTLS only)`);
+      socket.destroy();
+      return;
+    }
+    const sourceIp = unmapped(socket.remoteAddress);
+    const port = policy.portOf(destination.address, destination.port);
+    if (port.protocol === 'http') {
+      this.counters.plain++;
+      this.clients.add(socket);
+      socket.once('close', () => this.clients.delete(socket));
+      this.log.info({ client: socket.remoteAddress, destination: where, protocol: 'http' }, 'plain inbound connection');
+      this.serveHttp(socket, destination, undefined, sourceIp, port.upstreamHttp2);
+      return;
+    }
+    const decision = this.authorizeConnection(policy, destination, undefined, sourceIp);
+    if (decision && !decision.allowed) {
+      this.counters.plainRefused++;
+      this.log.warn({ client: socket.remoteAddress, destination: where, reason: decision.policy ? `RBAC: access denied by ${decision.policy}` : 'RBAC: access denied' }, 'plain inbound connection refused');
       socket.destroy();
       return;
     }

@@ -1,0 +1,343 @@
+// The inbound HTTP request path: each request for a local workload's HTTP port (through the tunnel
+// or plain on :15006) is authenticated (jwt_authn) and authorized (RBAC) on its own, as Envoy's
+// inbound HTTP filters do, then forwarded to the workload over kept-alive connections.
+import type * as http from 'node:http';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../lib/log';
+import type { InboundPolicy } from '../policy/inbound-policy';
+import { RBAC_DENIED_BODY, RBAC_DENIED_STATUS, type RequestView } from '../policy/rbac';
+import type { AuthenticationResult } from '../policy/request-authentication';
+import { relay } from '../proxy/relay';
+import type { HeaderValue } from '../routing/request-matchers';
+import type { HeaderBag } from './header-mutations';
+import { HttpConnectionServer, type DownstreamRequest, type DownstreamResponse, type HttpConnectionOptions, type HttpExchangeHandler } from './http-connection';
+import { CONNECT_FAILURE, CONNECTION_TERMINATION, UPSTREAM_TIMEOUT, type LocalReply } from './local-reply';
+import { attemptUpstream, endToEnd, type AttemptOutcome } from './upstream-attempt';
+import type { UpstreamPool, UpstreamTarget } from './upstream-pool';
+
+/** What every request on one inbound connection shares, fixed when the connection was accepted. */
+export interface InboundHttpContext {
+  /** The workload address and port the connection is for (the policy's key, RBAC's destination). */
+  readonly address: string;
+  readonly port: number;
+  /** The peer's SPIFFE ID (tunnel); undefined for plaintext. */
+  readonly sourcePrincipal: string | undefined;
+  readonly sourceIp: string;
+  /** The local workload; requests go there over pooled connections. */
+  readonly target: UpstreamTarget;
+  /** The workload speaks HTTP/2 (the port's inbound cluster), whichever version the client used. */
+  readonly upstreamHttp2: boolean;
+}
+
+/** Counters of the inbound decision points, named after Envoy's rbac and jwt_authn stats. */
+export interface InboundSecurityCounters {
+  http_connections: number;
+  http_requests: number;
+  rbac_allowed: number;
+  rbac_denied: number;
+  /** Denials shadow (dry-run) rules would have made; never enforced. */
+  rbac_shadow_denied: number;
+  jwt_rejected: number;
+}
+
+export function inboundSecurityCounters(): InboundSecurityCounters {
+  return { http_connections: 0, http_requests: 0, rbac_allowed: 0, rbac_denied: 0, rbac_shadow_denied: 0, jwt_rejected: 0 };
+}
+
+export interface InboundHttpInputs {
+  /** The policy in force; read per request, so a new config applies to kept-alive connections at once. */
+  policy(): InboundPolicy;
+  pool: UpstreamPool;
+  logger: Logger;
+  counters: InboundSecurityCounters;
+  connection?: HttpConnectionOptions;
+}
+
+/** A request the agent answers itself: 401 from jwt_authn or 403 from RBAC. */
+class Refusal {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    readonly headers: Readonly<HeaderBag>,
+  ) {}
+}
+
+const RBAC_REFUSAL = new Refusal(RBAC_DENIED_STATUS, RBAC_DENIED_BODY, Object.freeze({ 'content-type': 'text/plain', 'content-length': Buffer.byteLength(RBAC_DENIED_BODY) }));
+
+/**
+ * Envoy's jwt_authn answer: the failure's message as the body and a `www-authenticate` challenge
+ * naming the request's URL, with `error="invalid_token"` unless the token was simply missing.
+ */
+function jwtRefusal(reason: string, authority: string, url: string): Refusal {
+  const q = url.indexOf('?');
+  const realm = `http://${authority}${q < 0 ? url : url.slice(0, q)}`;
+  const challenge = reason === 'Jwt is missing' ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`;
+  return new Refusal(401, reason, { 'www-authenticate': challenge, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reason) });
+}
+
+/**
+ * A tunnel stream is not a socket: node's HTTP server must not use Http2Stream's writev (it mangles
+ * a string head next to a body buffer, the same fault upstream-pool works around).
+ */
+const TUNNEL_STREAM_FIXES = { _writev: null };
+
+export class InboundHttp {
+  private readonly inputs: InboundHttpInputs;
+  private readonly log: Logger;
+  private readonly counters: InboundSecurityCounters;
+  private readonly server: HttpConnectionServer<InboundHttpContext>;
+
+  constructor(inputs: InboundHttpInputs) {
+    this.inputs = inputs;
+    this.counters = inputs.counters;
+    this.log = inputs.logger.child({ component: 'inbound-http' });
+    this.server = new HttpConnectionServer<InboundHttpContext>(this.handler((context) => context), inputs.connection);
+  }
+
+  /** Serves one accepted connection or tunnel stream (its first bytes still unread) as HTTP. */
+  serve(socket: Duplex, protocol: 'http1' | 'h2c', context: InboundHttpContext): void {
+    this.counters.http_connections++;
+    if (socket instanceof net.Socket) {
+      this.server.serve(socket, protocol, context);
+      return;
+    }
+    Object.assign(socket, TUNNEL_STREAM_FIXES);
+    if (protocol === 'http1') {
+      this.server.serve(socket as net.Socket, protocol, context);
+      return;
+    }
+    // Node's HTTP/2 server wraps a stream that is not a socket in a socket of its own, which the
+    // connection's context does not reach; a server per such connection carries it in its handler.
+    // These are long-lived multiplexed connections (one per peer agent), so the cost is per peer.
+    const own = new HttpConnectionServer<InboundHttpContext>(this.handler(() => context), this.inputs.connection);
+    socket.once('close', () => own.close());
+    own.serve(socket as net.Socket, protocol, context);
+  }
+
+  close(): void {
+    this.server.close();
+  }
+
+  private handler(contextOf: (given: InboundHttpContext) => InboundHttpContext): HttpExchangeHandler<InboundHttpContext> {
+    return {
+      request: (req, res, context) => this.onRequest(req, res, contextOf(context)),
+      upgrade: (req, socket, head, context) => this.onUpgrade(req, socket, head, contextOf(context)),
+    };
+  }
+
+  /**
+   * jwt_authn then RBAC over one request: the end-to-end headers to forward (with the provider's
+   * changes applied), or the refusal to answer with. Synchronous unless a key set must be fetched.
+   */
+  private decide(req: DownstreamRequest, context: InboundHttpContext, authority: string, url: string): HeaderBag | Refusal | Promise<HeaderBag | Refusal> {
+    this.counters.http_requests++;
+    const policy = this.inputs.policy();
+    const headers = endToEnd(req.headers);
+    const lookup = (name: string): HeaderValue => headers[name] as HeaderValue;
+    const authenticated = policy.authenticateRequest(context.address, context.port, lookup, url);
+    if (authenticated instanceof Promise) {
+      return authenticated.then(
+        (result) => this.authorize(policy, req, context, authority, url, headers, lookup, result),
+        (error: unknown) => this.authorize(policy, req, context, authority, url, headers, lookup, { status: 401, reason: `Jwt verification fails: ${String(error)}` }),
+      );
+    }
+    return this.authorize(policy, req, context, authority, url, headers, lookup, authenticated);
+  }
+
+  private authorize(
+    policy: InboundPolicy,
+    req: DownstreamRequest,
+    context: InboundHttpContext,
+    authority: string,
+    url: string,
+    headers: HeaderBag,
+    lookup: (name: string) => HeaderValue,
+    result: AuthenticationResult,
+  ): HeaderBag | Refusal {
+    if ('status' in result) {
+      this.counters.jwt_rejected++;
+      this.log.debug({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, path: url, reason: result.reason }, 'request authentication failed');
+      return jwtRefusal(result.reason, authority, url);
+    }
+    // Envoy's jwt_authn rewrites the request before RBAC sees it (token removed, payload added).
+    for (const name of result.headers.remove) delete headers[name];
+    for (const [name, value] of result.headers.set) headers[name] = value;
+    if (!policy.portOf(context.address, context.port).rbac) return headers;
+    const view: RequestView = {
+      sourcePrincipal: context.sourcePrincipal,
+      sourceIp: context.sourceIp,
+      destinationIp: context.address,
+      destinationPort: context.port,
+      authority,
+      method: req.method ?? 'GET',
+      path: url,
+      scheme: 'http',
+      headers: lookup,
+      metadata: result.metadata,
+    };
+    const decision = policy.authorizeRequest(context.address, context.port, view);
+    if (decision.shadow && !decision.shadow.allowed) {
+      this.counters.rbac_shadow_denied++;
+      this.log.info({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, method: view.method, path: url, policy: decision.shadow.policy }, 'request would be denied by a dry-run policy');
+    }
+    if (!decision.allowed) {
+      this.counters.rbac_denied++;
+      this.log.debug({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, method: view.method, path: url, policy: decision.policy }, 'request denied by RBAC');
+      return RBAC_REFUSAL;
+    }
+    this.counters.rbac_allowed++;
+    return headers;
+  }
+
+  private onRequest(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext): void {
+    const authority = authorityOf(req);
+    const url = req.url ?? '/';
+    const decided = this.decide(req, context, authority, url);
+    if (decided instanceof Promise) void decided.then((d) => this.forward(req, res, context, authority, url, d));
+    else void this.forward(req, res, context, authority, url, decided);
+  }
+
+  private async forward(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): Promise<void> {
+    if (decided instanceof Refusal) {
+      // The body of a refused request is not read; a kept-alive HTTP/1 connection drains it.
+      if (!res.destroyed) {
+        res.writeHead(decided.status, decided.headers as http.OutgoingHttpHeaders);
+        res.end(decided.body);
+      }
+      return;
+    }
+    const outcome = await attemptUpstream(this.inputs.pool, {
+      target: context.target,
+      http2: context.upstreamHttp2,
+      method: req.method ?? 'GET',
+      path: url,
+      authority,
+      headers: decided,
+      body: req,
+      // Inbound requests are bounded by the caller's timeout (Istio sets none on inbound routes).
+      timeoutMs: undefined,
+    });
+    respond(outcome, res, this.log);
+  }
+
+  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, context: InboundHttpContext): void {
+    socket.on('error', () => undefined);
+    const authority = authorityOf(req);
+    const url = req.url ?? '/';
+    const decided = this.decide(req, context, authority, url);
+    if (decided instanceof Promise) void decided.then((d) => this.forwardUpgrade(req, socket, head, context, authority, url, d));
+    else void this.forwardUpgrade(req, socket, head, context, authority, url, decided);
+  }
+
+  private async forwardUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): Promise<void> {
+    if (decided instanceof Refusal) return writeRawResponse(socket, decided.status, decided.headers, decided.body);
+    const outcome = await attemptUpstream(this.inputs.pool, {
+      target: context.target,
+      http2: false,
+      method: req.method ?? 'GET',
+      path: url,
+      authority,
+      headers: decided,
+      body: req,
+      timeoutMs: undefined,
+      upgrade: String(req.headers.upgrade ?? ''),
+    });
+    if (outcome.kind !== 'response') {
+      const reply = localReplyOf(outcome);
+      return writeRawResponse(socket, reply.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reply.body) }, reply.body);
+    }
+    const response = outcome.response;
+    if (!response.upgraded) {
+      // Refused upgrade: the workload's answer goes back as is, then the connection closes.
+      socket.write(rawHead(response.status, response.headers, true));
+      response.body.pipe(socket);
+      return;
+    }
+    const upstream = response.upgraded.socket;
+    if (socket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    socket.write(rawHead(response.status, { ...response.headers, connection: 'Upgrade' }, false));
+    if (response.upgraded.head.length > 0) socket.write(response.upgraded.head);
+    if (head.length > 0) upstream.write(head);
+    void relay(socket as net.Socket, upstream);
+  }
+}
+
+function authorityOf(req: DownstreamRequest): string {
+  const headers = req.headers as Record<string, string | string[] | undefined>;
+  const value = headers[':authority'] ?? headers.host;
+  return typeof value === 'string' ? value : '';
+}
+
+function localReplyOf(outcome: Exclude<AttemptOutcome, { kind: 'response' }>): LocalReply {
+  return outcome.kind === 'connect-failure' ? CONNECT_FAILURE : outcome.kind === 'timeout' ? UPSTREAM_TIMEOUT : CONNECTION_TERMINATION;
+}
+
+/** Streams the workload's response back, or Envoy's local reply when it gave none. */
+function respond(outcome: AttemptOutcome, res: DownstreamResponse, log: Logger): void {
+  if (outcome.kind !== 'response') {
+    const reply = localReplyOf(outcome);
+    log.debug({ flags: reply.flag, err: outcome.message }, 'local workload failed');
+    if (res.headersSent) return destroyResponse(res);
+    if (res.destroyed) return;
+    res.writeHead(reply.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reply.body) });
+    res.end(reply.body);
+    return;
+  }
+  const response = outcome.response;
+  if (res.destroyed || res.writableEnded) {
+    response.abort();
+    return;
+  }
+  if (response.endedWithHeaders && 'stream' in res) {
+    // One HEADERS frame with END_STREAM, the shape gRPC clients read a trailers-only status in.
+    res.statusCode = response.status;
+    res.stream.respond({ ...(response.headers as http.OutgoingHttpHeaders), ':status': response.status }, { endStream: true });
+    return;
+  }
+  res.writeHead(response.status, response.headers as http.OutgoingHttpHeaders);
+  const body = response.body;
+  res.once('close', () => {
+    if (!body.readableEnded) response.abort();
+  });
+  body.on('error', () => destroyResponse(res));
+  const finish = (): void => {
+    const trailers = response.trailers();
+    if (trailers) res.addTrailers(trailers as http.OutgoingHttpHeaders);
+    res.end();
+  };
+  if (body.readableEnded) return finish();
+  body.once('end', finish);
+  body.once('close', () => {
+    if (!body.readableEnded && !res.writableEnded) destroyResponse(res);
+  });
+  body.pipe(res as NodeJS.WritableStream, { end: false });
+}
+
+/** Ends an exchange whose headers already went out: HTTP/1 closes the connection, HTTP/2 resets the stream. */
+function destroyResponse(res: DownstreamResponse): void {
+  if ('stream' in res) res.stream.close(2);
+  else res.destroy();
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = { 101: 'Switching Protocols', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+function rawHead(status: number, headers: HeaderBag, close: boolean): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
+    else head += `${name}: ${value}\r\n`;
+  }
+  if (close) head += 'connection: close\r\n';
+  return head + '\r\n';
+}
+
+function writeRawResponse(socket: Duplex, status: number, headers: HeaderBag, body: string): void {
+  if (socket.destroyed) return;
+  socket.end(rawHead(status, headers, true) + body);
+}
