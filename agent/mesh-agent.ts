@@ -4,6 +4,8 @@ import type { Logger } from '../lib/log';
 import { TypeUrl } from '../lib/xds/protos';
 import { createAgentAdmin, createReadinessServer, type AgentHttpServer, type AgentReadiness, type AgentStats, type AppliedConfig, type HttpAddress } from './admin/agent-admin';
 import type { AgentConfig } from './config/agent-config';
+import { JwksCache } from './policy/jwks-cache';
+import { InboundPolicy } from './policy/inbound-policy';
 import { Inbound, InboundTable } from './proxy/inbound';
 import { Outbound } from './proxy/outbound';
 import { compileRouteConfiguration } from './routing/route-table';
@@ -32,9 +34,11 @@ export interface MeshAgentOptions {
 
 /**
  * NACKs clusters whose load-balancing policy, circuit breakers, outlier detection or connection
- * settings the agent cannot honour, naming the cluster and field.
+ * settings the agent cannot honour, naming the cluster and field; likewise route configurations and
+ * the virtualInbound listener's security filters.
  */
 export function validateResources(typeUrl: string, resources: ResourceMap): string | undefined {
+  if (typeUrl === TypeUrl.Listener) return inboundPolicyProblem(resources);
   if (typeUrl === TypeUrl.RouteConfiguration) return routeConfigurationProblem(resources);
   if (typeUrl !== TypeUrl.Cluster) return undefined;
   for (const cluster of resources.values()) {
@@ -60,6 +64,19 @@ function routeConfigurationProblem(resources: ResourceMap): string | undefined {
   return undefined;
 }
 
+const VIRTUAL_INBOUND = 'virtualInbound';
+
+/** NACKs a virtualInbound whose security filters (RBAC, jwt_authn) the agent cannot enforce, naming the field. */
+function inboundPolicyProblem(resources: ResourceMap): string | undefined {
+  try {
+    // Compiling fetches nothing: remote key sets are fetched on a request's first use.
+    InboundPolicy.fromListener(resources.get(VIRTUAL_INBOUND), new JwksCache());
+  } catch (error) {
+    return `listener ${VIRTUAL_INBOUND}: ${(error as Error).message}`;
+  }
+  return undefined;
+}
+
 /** agent.yaml's `region/zone/subzone` as the xDS Node's locality, so the server can order failover from it. */
 function nodeLocality(locality: string | undefined): { locality?: { region: string; zone: string; sub_zone: string } } {
   if (!locality) return {};
@@ -80,6 +97,10 @@ export class MeshAgent {
   /** Per-cluster circuit breakers and outlier detectors, kept across configs. */
   private readonly guards = new ClusterGuards();
   private inboundTable: InboundTable;
+  /** The inbound security policy of the config in force, compiled once per config. */
+  private inboundPolicy: InboundPolicy | undefined;
+  /** Remote JWKS documents, kept across configs (Envoy caches them per provider URI). */
+  private readonly jwks = new JwksCache();
   private backend: RedirectBackend | undefined;
   private readonly admin: AgentHttpServer;
   private readonly readinessServer: AgentHttpServer;
@@ -116,7 +137,7 @@ export class MeshAgent {
       credentials: options.identity?.channelCredentials(),
     });
     this.pool = new TunnelPool({ pingIntervalMs: 30_000, pingTimeoutMs: 10_000, mtls: options.identity?.poolMtls() });
-    this.inbound = new Inbound({ table: () => this.inboundTable, logger: this.log });
+    this.inbound = new Inbound({ table: () => this.inboundTable, policy: () => this.inboundPolicy, logger: this.log, tunnels: this.pool });
     this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound, mtls: options.identity?.serverMtls(config.trustDomain) });
     options.identity?.attach(this.pool, this.tunnel);
     this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log });
@@ -197,6 +218,14 @@ export class MeshAgent {
     this.options.identity?.setView(view);
     this.outboundTable = new OutboundTable(view, { node: config.node, tunnelPort: this.options.tunnelPort, guards: this.guards });
     this.inboundTable = new InboundTable(view, this.configuredPorts);
+    try {
+      this.inboundPolicy = InboundPolicy.fromListener(view.listeners.get(VIRTUAL_INBOUND), this.jwks);
+    } catch (error) {
+      // Server configs are validated first; a stored snapshot from an older agent may not compile.
+      // Its workloads are then closed to everyone rather than served without their policy.
+      this.inboundPolicy = InboundPolicy.denyAll();
+      this.log.error({ err: (error as Error).message }, 'inbound security policy cannot be enforced; inbound traffic refused');
+    }
     this.applied = { view, appliedAt: new Date() };
     this.log.info({ source: view.source, versions: view.versions, listeners: view.listeners.size, clusters: view.clusters.size }, 'config applied');
     if (!this.becomingReady) {
