@@ -48,7 +48,8 @@ export interface DataPlaneResult {
   programs: string;
   pinning: string;
   unloaded: Record<PathName, Latencies & { requests: number }>;
-  openLoop: Record<PathName, Latencies & { requests: number; achievedRate: number; maxQueue: number }>;
+  /** `incomplete`: requests unanswered when the run was cut off at twice its length (a path that cannot keep up). */
+  openLoop: Record<PathName, Latencies & { requests: number; incomplete: number; achievedRate: number; maxQueue: number }>;
   /** Agents' CPU per 1000 requests/s at the open-loop rate, in vCPU. */
   agentCpuPer1000Rps: { oneHop: number; meshPerAgent: number; meshClientAgent: number; meshServerAgent: number };
   saturation: {
@@ -269,12 +270,12 @@ export async function runDataPlane(settings: DataPlaneSettings, log: (line: stri
       const before = agentPids.map((pid) => sampleProcess(pid));
       const command = pinned(pinning.load, [...loadClient, '--host', ip, '--port', String(port), '--rate', String(settings.openLoopRate),
         '--connections', String(settings.openLoopConnections), '--seconds', String(settings.openLoopSeconds)]);
-      const result = await net.exec(from, command, { timeoutMs: (settings.openLoopSeconds + 90) * 1000 });
+      const result = await net.exec(from, command, { timeoutMs: (settings.openLoopSeconds * 2 + 60) * 1000 });
       const report = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as DataPlaneResult['openLoop'][PathName] & { non2xx: number; seconds: number };
       if (report.non2xx > 0) throw new Error(`open loop on path ${name}: ${report.non2xx} non-2xx responses`);
       openLoopCpu[name] = agentPids.map((pid, i) => (sampleProcess(pid).cpuMs - before[i]!.cpuMs) / 1000 / report.seconds);
-      openLoop[name] = { p50Us: report.p50Us, p90Us: report.p90Us, p99Us: report.p99Us, requests: report.requests, achievedRate: report.achievedRate, maxQueue: report.maxQueue };
-      log(`  open loop ${name}: ${report.achievedRate.toFixed(0)} rps, p50 ${report.p50Us.toFixed(0)} µs, p90 ${report.p90Us.toFixed(0)} µs, p99 ${report.p99Us.toFixed(0)} µs`);
+      openLoop[name] = { p50Us: report.p50Us, p90Us: report.p90Us, p99Us: report.p99Us, requests: report.requests, incomplete: report.incomplete, achievedRate: report.achievedRate, maxQueue: report.maxQueue };
+      log(`  open loop ${name}: ${report.achievedRate.toFixed(0)} rps${report.incomplete > 0 ? ` (${report.incomplete} unanswered when cut off)` : ''}, p50 ${report.p50Us.toFixed(0)} µs, p90 ${report.p90Us.toFixed(0)} µs, p99 ${report.p99Us.toFixed(0)} µs`);
     }
     const per1000 = (vcpu: number) => vcpu / (settings.openLoopRate / 1000);
     const [meshA, meshB] = openLoopCpu.mesh;
