@@ -2,7 +2,7 @@
 // network namespaces, each with its agent (uid 1337, redirection on) and Bookinfo apps; it waits
 // until everything answers, says what to try, and on Ctrl-C/SIGTERM takes it all down again.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { systemToolPath } from '../../agent/redirect/command-runner';
@@ -52,11 +52,16 @@ export async function demoCommand(options: DemoOptions, io: DemoIo): Promise<num
     io.stderr(unavailable);
     return 1;
   }
-  return new DemoRun(locatePrograms(), options, io).run();
+  const programs = locatePrograms();
+  const configDir = path.resolve(options.configDir ?? programs.examplesDir);
+  if (!statSync(configDir, { throwIfNoEntry: false })?.isDirectory()) {
+    io.stderr(`meshctl demo: --config-dir ${configDir}: no such directory (it holds the Istio YAML mesh-server serves, like examples/)`);
+    return 1;
+  }
+  return new DemoRun(programs, configDir, io).run();
 }
 
 class DemoRun {
-  private readonly configDir: string;
   private readonly processes: SupervisedProcess[] = [];
   private network: HostNetwork<DemoHost> | undefined;
   private tempDir: string | undefined;
@@ -71,11 +76,9 @@ class DemoRun {
 
   constructor(
     private readonly programs: Programs,
-    options: DemoOptions,
+    private readonly configDir: string,
     private readonly io: DemoIo,
-  ) {
-    this.configDir = path.resolve(options.configDir ?? programs.examplesDir);
-  }
+  ) {}
 
   async run(): Promise<number> {
     let signals = 0;

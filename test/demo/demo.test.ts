@@ -165,6 +165,14 @@ test('as an unprivileged user, meshctl demo exits 1 saying it needs root, and cr
   t.is(after.split('\n').filter((l) => l.startsWith(NAMESPACE_PREFIX)).length, before.split('\n').filter((l) => l.startsWith(NAMESPACE_PREFIX)).length);
 });
 
+netnsTest('meshctl demo with a --config-dir that does not exist says so and creates nothing', (t) => {
+  const missing = path.join(os.tmpdir(), `mesh-demo-test-missing-${process.pid}`);
+  const result = spawnSync(MESHCTL[0]!, [...MESHCTL.slice(1), 'demo', '--config-dir', missing], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: systemToolPath() } });
+  t.is(result.status, 1, result.stderr);
+  t.is(result.stderr.trim(), `meshctl demo: --config-dir ${missing}: no such directory (it holds the Istio YAML mesh-server serves, like examples/)`);
+  t.is(result.stdout, '');
+});
+
 netnsTest('meshctl demo: the product page answers through the mesh, a weight edit shifts it, then Ctrl-C removes every namespace and process', async (t) => {
   t.timeout(READY_DEADLINE_MS + 4 * STOP_DEADLINE_MS);
   // A copy of examples/, so the test can shift the weights as a user would without touching the checkout.
