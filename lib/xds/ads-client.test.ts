@@ -1,6 +1,7 @@
 // AdsClient against a scripted ADS server on 127.0.0.1 that records every request and answers only
 // when a test tells it to: ACK/NACK contents, keep-previous on NACK, merging, reconnect and backoff.
 import test, { type ExecutionContext } from 'ava';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { AdsClient, type AdsClientOptions, type AdsNack, type AdsUpdate } from './ads-client';
 import { adsService, packAny, TypeUrl, type PackedAny } from './protos';
@@ -331,4 +332,47 @@ test('close() cancels the stream and the client stays closed', async (t) => {
   t.false(client.isConnected());
   t.throws(() => client.subscribe(TypeUrl.Cluster, '*'), { message: /closed/ });
   t.is(server.streams.length, 1);
+});
+
+test('a server that goes silent without closing the connection is noticed by keepalive pings, and the client reconnects', async (t) => {
+  const server = await ScriptedServer.start(t);
+  // A relay that can freeze: it stops moving bytes both ways without sending FIN or RST, like a
+  // host that vanished or a NAT that dropped the flow. New connections through it work again.
+  const relay = net.createServer((downstream) => {
+    const upstream = net.connect(server.port, '127.0.0.1');
+    downstream.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    downstream.pipe(upstream).pipe(downstream);
+    downstream.once('close', () => upstream.destroy());
+    upstream.once('close', () => downstream.destroy());
+    relayed.push({ downstream, upstream });
+  });
+  const relayed: { downstream: net.Socket; upstream: net.Socket }[] = [];
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const { downstream, upstream } of relayed) {
+      downstream.destroy();
+      upstream.destroy();
+    }
+    relay.close();
+  });
+  const client = new AdsClient({
+    target: `127.0.0.1:${(relay.address() as net.AddressInfo).port}`,
+    node: { id: 'agent-1', cluster: 'web' },
+    backoff: { initialMs: 20, maxMs: 200 },
+    channelOptions: { 'grpc.keepalive_time_ms': 300, 'grpc.keepalive_timeout_ms': 300 },
+  });
+  t.teardown(() => client.close());
+  client.subscribe(TypeUrl.Listener, '*');
+  const first = await server.stream(0);
+  await first.request(0);
+  const { downstream, upstream } = relayed[0]!;
+  downstream.unpipe(upstream);
+  upstream.unpipe(downstream);
+  downstream.pause();
+  upstream.pause();
+
+  const second = await server.stream(1);
+  t.is((await second.request(0)).node?.id, 'agent-1', 'the client opened a new stream on a new connection');
+  t.is(client.stats().reconnects, 1);
 });

@@ -16,6 +16,11 @@ import { AnyField, DiscoveryRequestField, DiscoveryResponseField, StatusField } 
 
 export type DecodedResource = Record<string, unknown>;
 
+/** Ping the server after this long without traffic on the channel (see the client options below). */
+const KEEPALIVE_TIME_MS = 30_000;
+/** A ping without an answer after this long closes the connection. */
+const KEEPALIVE_TIMEOUT_MS = 10_000;
+
 export interface AdsClientNode {
   id: string;
   cluster?: string;
@@ -234,6 +239,11 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
       'grpc.initial_reconnect_backoff_ms': this.backoff.initialMs,
       'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
       'grpc.max_receive_message_length': DEFAULT_MAX_RECEIVE_BYTES,
+      // A stream whose server vanished without a FIN or RST (a host lost, a stateful firewall or
+      // NAT dropping the flow) would otherwise wait forever on its last config: HTTP/2 pings find
+      // a dead connection within time + timeout, and the stream is then reopened with backoff.
+      'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
       ...options.channelOptions,
     });
   }
