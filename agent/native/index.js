@@ -1,4 +1,4 @@
-// Loads the compiled SO_ORIGINAL_DST addon for mesh-agent's transparent proxy.
+// Loads mesh-agent's compiled addon (SO_ORIGINAL_DST, socket owner uid) for the transparent proxy.
 // A missing binary is reported with the command that builds it, not a bare MODULE_NOT_FOUND.
 'use strict';
 

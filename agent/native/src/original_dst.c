@@ -3,6 +3,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include "addon.h"
+#include "system_error.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,49 +23,12 @@
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
 
-/* Callers branch on error.code (e.g. ENOENT: the connection was not redirected), so the symbolic
- * name matters more than the text; these are the errors getsockname/getsockopt can report here. */
-static const char *errno_name(int err) {
-  switch (err) {
-    case EBADF: return "EBADF";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ENOENT: return "ENOENT";
-    case ENOPROTOOPT: return "ENOPROTOOPT";
-    case EINVAL: return "EINVAL";
-    case EFAULT: return "EFAULT";
-    case ENOTCONN: return "ENOTCONN";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case EPERM: return "EPERM";
-    case EACCES: return "EACCES";
-    case ENOMEM: return "ENOMEM";
-    case ENOBUFS: return "ENOBUFS";
-    default: return "EUNKNOWN";
-  }
-}
-
-/* Throws an Error shaped like Node's own system errors (code, errno, syscall), so callers can
- * handle it the same way as an error from the net module. */
+/* The message names the fd and the failing call, so a log line alone says what went wrong. */
 static void throw_errno(napi_env env, int fd, int err, const char *syscall, const char *detail) {
   char message[256];
-  const char *name = errno_name(err);
   snprintf(message, sizeof message, "originalDestination(fd %d): %s%s failed: %s (%s)", fd, syscall,
-           detail, name, strerror(err));
-
-  napi_value code_value, message_value, error, errno_value, syscall_value;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value) != napi_ok ||
-      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value) != napi_ok ||
-      napi_create_error(env, code_value, message_value, &error) != napi_ok) {
-    napi_throw_error(env, name, message);
-    return;
-  }
-  if (napi_create_int32(env, -err, &errno_value) == napi_ok) {
-    napi_set_named_property(env, error, "errno", errno_value);
-  }
-  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value) == napi_ok) {
-    napi_set_named_property(env, error, "syscall", syscall_value);
-  }
-  napi_throw(env, error);
+           detail, errno_name(err), strerror(err));
+  throw_system_error(env, err, syscall, message);
 }
 
 static napi_value make_result(napi_env env, const char *address, unsigned port, int family) {
@@ -80,7 +46,7 @@ static napi_value make_result(napi_env env, const char *address, unsigned port, 
   return result;
 }
 
-static napi_value original_destination(napi_env env, napi_callback_info info) {
+napi_value original_destination(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
@@ -142,14 +108,4 @@ static napi_value original_destination(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return make_result(env, text, ntohs(dst6.sin6_port), 6);
-}
-
-NAPI_MODULE_INIT() {
-  napi_value fn;
-  if (napi_create_function(env, "originalDestination", NAPI_AUTO_LENGTH, original_destination, NULL,
-                           &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "originalDestination", fn) != napi_ok) {
-    return NULL;
-  }
-  return exports;
 }
