@@ -63,6 +63,8 @@ class Refusal {
   ) {}
 }
 
+const AGENT_FAILURE_BODY = 'the agent could not forward this request';
+
 const RBAC_REFUSAL = new Refusal(RBAC_DENIED_STATUS, RBAC_DENIED_BODY, Object.freeze({ 'content-type': 'text/plain', 'content-length': Buffer.byteLength(RBAC_DENIED_BODY) }));
 
 /**
@@ -193,9 +195,26 @@ export class InboundHttp {
   private onRequest(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext): void {
     const authority = authorityOf(req);
     const url = req.url ?? '/';
-    const decided = this.decide(req, context, authority, url);
-    if (decided instanceof Promise) void decided.then((d) => this.forward(req, res, context, authority, url, d));
-    else void this.forward(req, res, context, authority, url, decided);
+    const failed = (error: unknown): void => this.failed(req, res, error);
+    let decided: ReturnType<InboundHttp['decide']>;
+    try {
+      decided = this.decide(req, context, authority, url);
+    } catch (error) {
+      return failed(error);
+    }
+    if (decided instanceof Promise) void decided.then((d) => this.forward(req, res, context, authority, url, d)).catch(failed);
+    else this.forward(req, res, context, authority, url, decided).catch(failed);
+  }
+
+  /** A request the path cannot handle (say, a header the workload's protocol refuses) fails alone, never the agent. */
+  private failed(req: DownstreamRequest, res: DownstreamResponse, error: unknown): void {
+    this.log.warn({ path: req.url, err: (error as Error).message }, 'inbound HTTP request failed in the agent');
+    if (res.headersSent || res.destroyed) {
+      if (!res.destroyed) destroyResponse(res);
+      return;
+    }
+    res.writeHead(502, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(AGENT_FAILURE_BODY) });
+    res.end(AGENT_FAILURE_BODY);
   }
 
   private async forward(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): Promise<void> {
@@ -225,9 +244,18 @@ export class InboundHttp {
     socket.on('error', () => undefined);
     const authority = authorityOf(req);
     const url = req.url ?? '/';
-    const decided = this.decide(req, context, authority, url);
-    if (decided instanceof Promise) void decided.then((d) => this.forwardUpgrade(req, socket, head, context, authority, url, d));
-    else void this.forwardUpgrade(req, socket, head, context, authority, url, decided);
+    const failed = (error: unknown): void => {
+      this.log.warn({ path: url, err: (error as Error).message }, 'inbound HTTP upgrade failed in the agent');
+      socket.destroy();
+    };
+    let decided: ReturnType<InboundHttp['decide']>;
+    try {
+      decided = this.decide(req, context, authority, url);
+    } catch (error) {
+      return failed(error);
+    }
+    if (decided instanceof Promise) void decided.then((d) => this.forwardUpgrade(req, socket, head, context, authority, url, d)).catch(failed);
+    else this.forwardUpgrade(req, socket, head, context, authority, url, decided).catch(failed);
   }
 
   private async forwardUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): Promise<void> {
