@@ -10,6 +10,7 @@ import { createHostNetwork, stopProcess, type HostNetwork } from '../../lib/netn
 import { writeAgentFiles } from './agent-files';
 import { hostsFileText, removeNetnsEtc, writeHostsFile } from './hosts-files';
 import { instructions } from './instructions';
+import { agentTlsFor, caStateDir } from './mesh-identity';
 import { demoNamespaces, removeLeftovers, removeNamespaces } from './leftovers';
 import { demoUnavailableMessage } from './preflight';
 import { httpGetInNamespace, Interrupted, pollUntil } from './probe';
@@ -18,7 +19,7 @@ import { removeRunRecord, writeRunRecord } from './run-record';
 import { startWithLogs, type SupervisedProcess } from './supervised-process';
 import {
   AGENT_READINESS_PORT, AGENT_UID, ALL_HOSTS, BRIDGE_NAMESPACE, CLIENT_HOST, CONTROL_PLANE, MESH_HOSTS, PREFIX_LENGTH,
-  SERVER_ADMIN_PORT, SERVICE_ADDRESSES, SERVICE_PORT, TEMP_DIR_PREFIX, XDS_PORT, type DemoHost,
+  SECURE_XDS_PORT, SERVER_ADMIN_PORT, SERVICE_ADDRESSES, SERVICE_PORT, TEMP_DIR_PREFIX, type DemoHost,
 } from './topology';
 
 export interface DemoIo {
@@ -150,9 +151,11 @@ class DemoRun {
     this.network = await this.step(createHostNetwork({ bridgeNamespace: BRIDGE_NAMESPACE, hosts: ALL_HOSTS, prefixLength: PREFIX_LENGTH, cleanupOnExit: false }));
 
     this.io.stdout(`Starting mesh-server on ${CONTROL_PLANE.name} (${CONTROL_PLANE.ip}) with --config-dir ${this.configDir}`);
+    const caDir = caStateDir(tempDir);
     this.start(CONTROL_PLANE, 'mesh-server', [
       ...this.programs.server, '--config-dir', this.configDir,
-      '--xds-address', `0.0.0.0:${XDS_PORT}`, '--admin-address', `0.0.0.0:${SERVER_ADMIN_PORT}`,
+      '--secure-xds-address', `0.0.0.0:${SECURE_XDS_PORT}`, '--serving-ip', CONTROL_PLANE.ip, '--ca-state-dir', caDir,
+      '--admin-address', `0.0.0.0:${SERVER_ADMIN_PORT}`,
     ]);
     await this.step(this.waitForHttp(CONTROL_PLANE, `http://127.0.0.1:${SERVER_ADMIN_PORT}/ready`, 'mesh-server /ready', SERVER_READY_MS));
 
@@ -166,10 +169,12 @@ class DemoRun {
       if (sysctl.exitCode !== 0) this.io.stderr(`warning: ${host.name}: cannot turn off conntrack mid-stream pickup (${sysctl.stderr.trim()}); config edits may not reach its agent`);
     }
 
-    const server = `${CONTROL_PLANE.ip}:${XDS_PORT}`;
-    this.io.stdout(`Starting mesh-agent (uid ${AGENT_UID}, redirection on) and the Bookinfo apps on ${MESH_HOSTS.map((h) => h.name).join(', ')}`);
+    const server = `${CONTROL_PLANE.ip}:${SECURE_XDS_PORT}`;
+    // mesh-server has written its CA state by the time it is ready.
+    const tls = agentTlsFor(tempDir, caDir, MESH_HOSTS.map((host) => host.node!));
+    this.io.stdout(`Starting mesh-agent (uid ${AGENT_UID}, redirection on, mTLS with a join token each) and the Bookinfo apps on ${MESH_HOSTS.map((h) => h.name).join(', ')}`);
     for (const host of MESH_HOSTS) {
-      const config = writeAgentFiles(tempDir, host, server);
+      const config = writeAgentFiles(tempDir, host, server, tls.get(host.node!)!);
       this.start(host, `mesh-agent-${host.name}`, [...this.programs.agent, '--config', config, '--drain-ms', '1000'], { uid: AGENT_UID, capabilities: ['net_admin'] });
     }
     for (const host of MESH_HOSTS) {

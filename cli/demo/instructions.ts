@@ -1,7 +1,7 @@
 // What the demo prints once everything answers: where things run and the exact commands to try.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CLIENT_HOST, CONTROL_PLANE, MESH_HOSTS, SERVER_ADMIN_PORT, SERVICE_PORT } from './topology';
+import { CLIENT_HOST, CONTROL_PLANE, MESH_HOSTS, SECURE_XDS_PORT, SERVER_ADMIN_PORT, SERVICE_PORT } from './topology';
 
 export interface InstructionInputs {
   readonly configDir: string;
@@ -39,7 +39,7 @@ export function instructions(inputs: InstructionInputs): string {
   return [
     '',
     'The mesh is up. Hosts (network namespaces on a bridge of their own, 10.77.0.0/24):',
-    `  ${CONTROL_PLANE.name.padEnd(7)} ${CONTROL_PLANE.ip.padEnd(11)} ${CONTROL_PLANE.namespace.padEnd(16)} mesh-server --config-dir ${shown(inputs.configDir)}`,
+    `  ${CONTROL_PLANE.name.padEnd(7)} ${CONTROL_PLANE.ip.padEnd(11)} ${CONTROL_PLANE.namespace.padEnd(16)} mesh-server --config-dir ${shown(inputs.configDir)}, xDS and CA over TLS on :${SECURE_XDS_PORT}`,
     ...hosts,
     '',
     'Try it, as root, in another shell (from the checkout, for the node commands):',
@@ -52,6 +52,8 @@ export function instructions(inputs: InstructionInputs): string {
     `  # shift the weights: edit ${shown(trafficFile)}${weights.length > 0 ? `, ${weights.join(' and ')}` : ''} (say 50 and 50);`,
     '  # mesh-server re-reads it within a second and pushes the new routes; watch it happen:',
     `  tail -f ${path.join(inputs.logDir, 'mesh-server.log')}`,
+    '  # agents talk mTLS with SPIFFE identities: each stream into host-b names the calling workload',
+    `  grep -o '"principal":"[^"]*","destination":"[^"]*"' ${path.join(inputs.logDir, 'mesh-agent-host-b.log')} | tail -3`,
     '  # xDS sync state of every agent, and what one agent runs',
     `  ip netns exec ${CONTROL_PLANE.namespace} ${inputs.meshctl} proxy-status`,
     `  ${client} ${inputs.meshctl} proxy-config routes`,

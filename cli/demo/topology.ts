@@ -9,7 +9,8 @@ export const PREFIX_LENGTH = 24;
 /** The demo's temp dir (agent configs, state, logs) is os.tmpdir()/mesh-demo-XXXXXX. */
 export const TEMP_DIR_PREFIX = 'mesh-demo-';
 
-export const XDS_PORT = 15010;
+/** xDS and the CA over TLS with client certificates (Istio's istiod port). */
+export const SECURE_XDS_PORT = 15012;
 export const SERVER_ADMIN_PORT = 15014;
 export const AGENT_ADMIN_PORT = 15000;
 export const AGENT_READINESS_PORT = 15021;

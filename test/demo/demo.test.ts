@@ -206,6 +206,10 @@ netnsTest('meshctl demo: the product page answers through the mesh, a weight edi
   t.deepEqual(versions.filter((v) => v !== 'v1' && v !== 'v2'), [], versions.join(' '));
   t.true(versions.includes('v1'), versions.join(' '));
 
+  // Agents talk mTLS: host-b's agent logs the SPIFFE identity of productpage calling reviews there.
+  const hostBLog = await readFile(path.join(demo.tempDir()!, 'logs', 'mesh-agent-host-b.log'), 'utf8');
+  t.regex(hostBLog, /"principal":"spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage","destination":"10\.77\.0\.12:908[12]"/);
+
   // User jason is routed to v3, which asks ratings: red stars from host-d.
   const jason = await httpGetInNamespace(CLIENT_HOST.namespace, PAGE, ['end-user: jason'], 15_000);
   t.regex(jason.body, /^reviews: v3 on host-c, ratings: Reviewer1 ★★★★★, Reviewer2 ★★★★☆ in red \(ratings v1 on host-d\)$/m);
