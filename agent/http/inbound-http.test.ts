@@ -220,3 +220,19 @@ test('plaintext on :15006: a STRICT port is closed with a log line naming port a
   t.regex(refused, /^HTTP\/1\.1 403 /);
   t.regex(refused, /RBAC: access denied$/);
 });
+
+test('AUDIT policies are logged without deciding, and a dry-run DENY is counted and logged while the request passes', async (t) => {
+  const dryRun = security('AuthorizationPolicy', 'web-would-deny', { selector: { matchLabels: { app: 'web' } }, action: 'DENY', rules: [{ to: [{ operation: { paths: ['/maybe'] } }] }] });
+  dryRun.metadata.annotations = { 'istio.io/dry-run': 'true' };
+  const node = await startNode(t, () => [
+    security('AuthorizationPolicy', 'web-audit', { selector: { matchLabels: { app: 'web' } }, action: 'AUDIT', rules: [{ to: [{ operation: { methods: ['DELETE'] } }] }] }),
+    dryRun,
+  ]);
+  const client = http1Over(await node.open(node.app.port));
+  t.is((await client({ method: 'DELETE', path: '/x' })).status, 200);
+  t.like(node.lines.find((l) => l.msg === 'request audited'), { policy: 'ns[shop]-policy[web-audit]-rule[0]', allowed: true, method: 'DELETE', path: '/x' });
+  t.is((await client({ path: '/maybe' })).status, 200, 'dry-run never enforces');
+  t.is(node.inbound.counters.rbac_shadow_denied, 1);
+  t.like(node.lines.find((l) => l.msg === 'request would be denied by a dry-run policy'), { path: '/maybe' });
+  t.is(node.app.requests(), 2);
+});

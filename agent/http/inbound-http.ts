@@ -179,6 +179,9 @@ export class InboundHttp {
       metadata: result.metadata,
     };
     const decision = policy.authorizeRequest(context.address, context.port, view);
+    if (decision.audit !== undefined) {
+      this.log.info({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, method: view.method, path: url, policy: decision.audit, allowed: decision.allowed }, 'request audited');
+    }
     if (decision.shadow && !decision.shadow.allowed) {
       this.counters.rbac_shadow_denied++;
       this.log.info({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, method: view.method, path: url, policy: decision.shadow.policy }, 'request would be denied by a dry-run policy');

@@ -121,6 +121,9 @@ export class Inbound {
   private authorizeConnection(policy: InboundPolicy, destination: Destination, principal: string | undefined, sourceIp: string): AuthorizationDecision | undefined {
     if (!policy.portOf(destination.address, destination.port).rbac) return undefined;
     const decision = policy.authorizeConnection(destination.address, destination.port, { sourcePrincipal: principal, sourceIp, destinationIp: destination.address, destinationPort: destination.port });
+    if (decision.audit !== undefined) {
+      this.log.info({ source: principal ?? sourceIp, destination: `${destination.address}:${destination.port}`, policy: decision.audit, allowed: decision.allowed }, 'connection audited');
+    }
     if (decision.shadow && !decision.shadow.allowed) {
       this.counters.rbac_shadow_denied++;
       this.log.info({ source: principal ?? sourceIp, destination: `${destination.address}:${destination.port}`, policy: decision.shadow.policy }, 'connection would be denied by a dry-run policy');
