@@ -23,7 +23,6 @@ const mesh = meshPerFile<Host>({
   agents: ['a', 'b', 'c'],
   config: (hosts) => ({ 'echo.yaml': echoService(echoVip(hosts), hosts.b, hosts.c), [ROUTE_FILE]: echoRoute('v1') }),
   apps: () => echoApps<Host>('b', 'c'),
-  noMidStreamPickup: true,
 });
 
 netnsTest('a VirtualService edit reaches a client on another host within 2 s, without failed connections', async (t) => {

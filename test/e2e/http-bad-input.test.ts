@@ -91,7 +91,6 @@ spec:
     // Not in the registry, on the same port as a mesh service: only the policy decides.
     { host: 'cp', name: 'outside', source: HTTP_APP, args: [String(HTTP_PORT), 'outside'] },
   ],
-  noMidStreamPickup: true,
 });
 
 async function curl(host: Host, url: string): Promise<{ status: number; body: string }> {

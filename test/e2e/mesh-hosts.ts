@@ -48,16 +48,6 @@ export interface MeshHostsOptions<H extends string> {
   readonly agentLogLevel?: 'info' | 'debug';
   /** More mesh-server flags (e.g. `--log-level debug`). */
   readonly serverArgs?: readonly string[];
-  /**
-   * Turn off conntrack's mid-stream pickup (`nf_conntrack_tcp_loose=0`) in the agents' namespaces
-   * before the agents start. Works around the agent bug xds-push-after-redirect.test.ts shows: the
-   * agent opens its xDS connection before installing its rules, so that connection has no conntrack
-   * entry; the server's next push is then picked up mid-stream as a new inbound flow, REDIRECTed
-   * to :15006 and answered with a reset that kills the stream on the server's side only. With
-   * pickup off, such segments are INVALID, skip the nat table and reach the agent's socket.
-   * Tests that change the config while agents run need it until that bug is fixed.
-   */
-  readonly noMidStreamPickup?: boolean;
 }
 
 export interface RunResult {
@@ -153,9 +143,6 @@ export class MeshHosts<H extends string> {
       };
       await writeFile(path.join(dir, 'agent.yaml'), stringify(agentYaml));
       await Promise.all([chown(dir, AGENT_UID, AGENT_UID), chown(path.join(dir, 'state'), AGENT_UID, AGENT_UID), chown(path.join(dir, 'agent.yaml'), AGENT_UID, AGENT_UID)]);
-    }
-    if (this.options.noMidStreamPickup) {
-      await Promise.all(this.options.agents.map((host) => this.network.exec(host, ['sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_tcp_loose=0'])));
     }
     await Promise.all(this.options.agents.map((host) => this.startAgent(host)));
   }

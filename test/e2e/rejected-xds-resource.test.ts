@@ -19,7 +19,6 @@ const mesh = meshPerFile<Host>({
   agents: ['a', 'b', 'c'],
   config: (hosts) => ({ 'echo.yaml': echoService(echoVip(hosts), hosts.b, hosts.c), [ROUTE_FILE]: echoRoute('v1') }),
   apps: () => echoApps<Host>('b', 'c'),
-  noMidStreamPickup: true,
 });
 
 netnsTest('a cluster the agent rejects (NACK) leaves the previous config serving; the next good one applies', async (t) => {
