@@ -22,3 +22,9 @@ export const CONNECTION_TERMINATION: LocalReply = {
   body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
 };
 export const UPSTREAM_TIMEOUT: LocalReply = { status: 504, flag: 'UT', body: 'upstream request timeout' };
+/** A circuit breaker limit reached (max_requests, max_pending_requests, max_connections): refused at once. */
+export const OVERFLOW: LocalReply = {
+  status: 503,
+  flag: 'UO',
+  body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+};

@@ -5,9 +5,10 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
 import type { PickContext } from '../balancing/load-balancer';
+import type { SourceWorkload } from '../identity/workload-resolver';
 import type { OutboundTable, Target } from '../proxy/outbound-table';
 import { relay } from '../proxy/relay';
-import { pickWeightedCluster, type RequestView, type RouteDecision, type RouteTable, type WeightedCluster } from '../routing/route-table';
+import { pickWeightedCluster, type FaultDecision, type RequestView, type RouteDecision, type RouteTable, type WeightedCluster } from '../routing/route-table';
 import { applyHeaderMutations, type HeaderBag } from './header-mutations';
 import { HttpConnectionServer, type DownstreamRequest, type DownstreamResponse, type HttpConnectionOptions } from './http-connection';
 import {
@@ -16,11 +17,21 @@ import {
   NO_CLUSTER,
   NO_HEALTHY_UPSTREAM,
   NO_ROUTE,
+  OVERFLOW,
   UPSTREAM_TIMEOUT,
   type LocalReply,
 } from './local-reply';
-import { attemptUpstream, endToEnd, type AttemptOutcome, type UpstreamRequest } from './upstream-attempt';
-import type { UpstreamPool, UpstreamTarget } from './upstream-pool';
+import { drawFault, FAULT_ABORT_BODY, grpcStatusForHttp, isGrpc } from './fault-injection';
+import { DEFAULT_REPLAY_LIMIT_BYTES, ReplayBuffer } from './replay-buffer';
+import { ClusterAdmission, type Admitted } from './request-admission';
+import { sendShadow, shadowAuthority } from './request-mirror';
+import { addFlag } from './response-flags';
+import { backOffMs, isRetriable, PREVIOUS_HOSTS, retryOnBits, type RetryableOutcome } from './retry-policy';
+import { attemptUpstream, endToEnd, type AttemptOutcome } from './upstream-attempt';
+import type { UpstreamPool, UpstreamSettings, UpstreamTarget } from './upstream-pool';
+import type { CircuitBreaker } from '../resilience/circuit-breaker';
+import { ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS, type ConnectionSettings } from '../resilience/connection-settings';
+import type { OutlierDetector } from '../resilience/outlier-detector';
 
 /** What every request on one downstream connection shares, fixed when the connection was decided. */
 export interface OutboundHttpContext {
@@ -32,6 +43,8 @@ export interface OutboundHttpContext {
   readonly chain: string;
   readonly downstreamHttp2: boolean;
   readonly sourceIp: string | undefined;
+  /** The local workload that opened the connection: its identity is the one upstream tunnel streams present. */
+  readonly sourceWorkload?: SourceWorkload | undefined;
 }
 
 export interface OutboundHttpStats {
@@ -40,6 +53,16 @@ export interface OutboundHttpStats {
   /** Responses the agent made itself (no route, no upstream, failures, direct responses, redirects). */
   localReplies: number;
   upgrades: number;
+  /** Attempts after the first (Envoy's upstream_rq_retry). */
+  retries: number;
+  /** Retriable failures not retried because the body outgrew the replay buffer. */
+  retriesSkippedBodyTooLarge: number;
+  faultDelays: number;
+  faultAborts: number;
+  /** Shadow requests sent, failed (no endpoint, error, 5xx) and skipped (body beyond the buffer). */
+  mirrorRequests: number;
+  mirrorFailures: number;
+  mirrorSkipped: number;
 }
 
 export interface OutboundHttpInputs {
@@ -60,7 +83,9 @@ interface Exchange {
 }
 
 /** Where a routed request goes, once its cluster and endpoint are chosen. */
-type Destination = { readonly target: UpstreamTarget; readonly cluster: string; readonly release?: () => void } | { readonly reply: LocalReply; readonly cluster: string };
+type Destination =
+  | { readonly target: UpstreamTarget; readonly cluster: string; readonly key?: string; readonly release?: () => void }
+  | { readonly reply: LocalReply; readonly cluster: string };
 
 export class OutboundHttp {
   private readonly inputs: OutboundHttpInputs;
@@ -68,7 +93,22 @@ export class OutboundHttp {
   private readonly server: HttpConnectionServer<OutboundHttpContext>;
   /** Shared by all picks: a pick is synchronous, so it is never used by two requests at once. */
   private readonly pick: PickContext = { random: Math.random };
-  private readonly counters: OutboundHttpStats = { connections: 0, requests: 0, localReplies: 0, upgrades: 0 };
+  private readonly counters: OutboundHttpStats = {
+    connections: 0,
+    requests: 0,
+    localReplies: 0,
+    upgrades: 0,
+    retries: 0,
+    retriesSkippedBodyTooLarge: 0,
+    faultDelays: 0,
+    faultAborts: 0,
+    mirrorRequests: 0,
+    mirrorFailures: 0,
+    mirrorSkipped: 0,
+  };
+  /** Requests by response flag, as `response_flags.<FLAG>` in the admin /stats. */
+  private readonly flagCounts = new Map<string, number>();
+  private readonly admission = new ClusterAdmission();
 
   constructor(inputs: OutboundHttpInputs) {
     this.inputs = inputs;
@@ -94,8 +134,15 @@ export class OutboundHttp {
     );
   }
 
-  stats(): OutboundHttpStats {
-    return { ...this.counters };
+  stats(): OutboundHttpStats & Record<string, number> {
+    const out: OutboundHttpStats & Record<string, number> = { ...this.counters };
+    for (const [flag, count] of this.flagCounts) out[`response_flags.${flag}`] = count;
+    return out;
+  }
+
+  private countFlags(flags: string): void {
+    if (flags === '') return;
+    for (const flag of flags.split(',')) this.flagCounts.set(flag, (this.flagCounts.get(flag) ?? 0) + 1);
   }
 
   serve(socket: net.Socket, protocol: 'http1' | 'h2c', context: OutboundHttpContext): void {
@@ -136,35 +183,182 @@ export class OutboundHttp {
       else res.end();
       return;
     }
+    const fault = drawFault(decision.fault, Math.random);
+    if (fault.delayMs > 0) {
+      exchange.flags = addFlag(exchange.flags, 'DI');
+      this.counters.faultDelays++;
+      // The route's timers start after the delay: Envoy's fault filter runs before its router.
+      if (!(await delayUnlessClosed(fault.delayMs, res))) return;
+    }
+    if (fault.abort) return this.faultAbort(req, res, exchange, fault.abort);
     const weighted = action.kind === 'weighted' ? pickWeightedCluster(decision, Math.random()) : undefined;
     const cluster = weighted ? weighted.name : action.kind === 'cluster' ? action.cluster : '';
-    const destination = this.choose(cluster, decision, req, context, exchange);
-    if ('reply' in destination) return this.localReply(res, exchange, destination.reply);
-    const release = destination.release;
-    if (release) res.once('close', release);
     const headers = endToEnd(req.headers);
     if (weighted) applyHeaderMutations(headers, weighted.requestHeaders);
     applyHeaderMutations(headers, decision.requestHeaders);
-    const upstream: UpstreamRequest = {
-      target: destination.target,
-      http2: this.upstreamHttp2(context, cluster),
-      method: exchange.method,
-      path: decision.rewrite.path ?? path,
-      authority: rewrittenAuthority(decision, weighted, authority),
-      headers,
-      body: req,
-      timeoutMs: decision.timeoutMs,
+    const retry = decision.retry !== undefined && decision.retry.numRetries > 0 ? decision.retry : undefined;
+    const replay = retry || decision.mirrors.length > 0 ? new ReplayBuffer(req, DEFAULT_REPLAY_LIMIT_BYTES, hasNoBody(req)) : undefined;
+    const upstreamAuthority = rewrittenAuthority(decision, weighted, authority);
+    const upstreamPath = decision.rewrite.path ?? path;
+    if (replay) for (const mirror of decision.mirrors) if (Math.random() * 100 < mirror.percent) this.mirror(mirror.cluster, context, exchange, headers, upstreamPath, upstreamAuthority, replay, decision.timeoutMs);
+    const deadline = decision.timeoutMs === undefined ? Infinity : performance.now() + decision.timeoutMs;
+    const retryOn = retry ? retryOnBits(retry.retryOn) : 0;
+    const avoidPrevious = retry !== undefined && retry.retryHostPredicates.includes(PREVIOUS_HOSTS);
+    const tried = avoidPrevious ? new Set<string>() : undefined;
+    const guard = context.table.guard(cluster);
+    const http2 = this.upstreamHttp2(context, cluster);
+    const settings = guard ? upstreamSettings(guard.connection) : undefined;
+    let retries = 0;
+    let holdingRetry = false;
+    const releaseRetry = (): void => {
+      if (holdingRetry) guard?.breaker.releaseRetry();
+      holdingRetry = false;
     };
-    const outcome = await attemptUpstream(this.inputs.pool, upstream);
-    this.respond(outcome, res, exchange, decision, weighted);
+    for (;;) {
+      const destination = this.choose(cluster, decision, req, context, exchange, tried, retry?.hostSelectionRetryMaxAttempts ?? 1);
+      if ('reply' in destination) {
+        releaseRetry();
+        return this.localReply(res, exchange, destination.reply);
+      }
+      const admitted = guard ? await this.admit(guard.breaker, !http2, res) : noop;
+      if (!admitted) {
+        destination.release?.();
+        releaseRetry();
+        return this.localReply(res, exchange, OVERFLOW);
+      }
+      const done = (): void => {
+        admitted();
+        destination.release?.();
+      };
+      if (res.destroyed) {
+        releaseRetry();
+        return done();
+      }
+      const remaining = deadline - performance.now();
+      const perTry = retry?.perTryTimeoutMs;
+      const overallGoverns = perTry === undefined || remaining <= perTry;
+      const outcome = await attemptUpstream(this.inputs.pool, {
+        target: destination.target,
+        http2,
+        method: exchange.method,
+        path: upstreamPath,
+        authority: upstreamAuthority,
+        headers,
+        body: replay ? (retries === 0 ? replay.first : replay.replay()) : req,
+        timeoutMs: overallGoverns ? (remaining === Infinity ? undefined : Math.max(1, Math.round(remaining))) : perTry,
+        ...(settings ? { settings } : {}),
+      });
+      releaseRetry();
+      if (destination.key !== undefined) recordOutcome(guard?.detector, destination.key, outcome);
+      if (outcome.kind === 'timeout' && overallGoverns) {
+        done();
+        return this.localReply(res, exchange, UPSTREAM_TIMEOUT, outcome.message);
+      }
+      const retriable = retry !== undefined && isRetriable(retryOn, retry.retriableStatusCodes, retryView(outcome));
+      if (retriable && retries < retry.numRetries && !res.destroyed && (await this.mayRetry(replay!, guard?.breaker))) {
+        holdingRetry = guard !== undefined;
+        if (outcome.kind === 'response') outcome.response.abort();
+        done();
+        if (destination.key !== undefined) tried?.add(destination.key);
+        retries++;
+        this.counters.retries++;
+        const wait = backOffMs(retry.backOff, retries, Math.random);
+        if (performance.now() + wait >= deadline) {
+          releaseRetry();
+          return this.localReply(res, exchange, UPSTREAM_TIMEOUT, `route timeout reached while backing off before retry ${retries}`);
+        }
+        if (!(await delayUnlessClosed(wait, res))) return releaseRetry();
+        continue;
+      }
+      // A retriable outcome that is not retried (retries used up, body too big to replay, retry budget spent) is Envoy's URX.
+      if (retriable) exchange.flags = addFlag(exchange.flags, 'URX');
+      if (outcome.kind !== 'response' || res.destroyed) done();
+      else res.once('close', done);
+      return this.respond(outcome, res, exchange, decision, weighted);
+    }
+  }
+
+  /** Admission to the cluster's circuit breaker; undefined on overflow. A pending request that the client abandons is dropped. */
+  private admit(breaker: CircuitBreaker, http1: boolean, res: DownstreamResponse): Admitted | undefined | Promise<Admitted | undefined> {
+    return this.admission.of(breaker).admit(http1, { onCancel: (listener) => res.once('close', listener) });
+  }
+
+  /** Whether the request can be sent again: its body replayable in full, and room in the cluster's retry budget (max_retries). */
+  private async mayRetry(replay: ReplayBuffer, breaker: CircuitBreaker | undefined): Promise<boolean> {
+    if (!(await replay.complete())) {
+      this.counters.retriesSkippedBodyTooLarge++;
+      return false;
+    }
+    return breaker ? breaker.tryAcquireRetry() : true;
+  }
+
+  /** One shadow request to `cluster`, sent once the body is complete; never touches the caller's exchange. */
+  private mirror(cluster: string, context: OutboundHttpContext, exchange: Exchange, headers: HeaderBag, path: string, authority: string, replay: ReplayBuffer, timeoutMs: number | undefined): void {
+    void replay.complete().then((complete) => {
+      if (!complete) {
+        this.counters.mirrorSkipped++;
+        this.log.debug({ cluster, path }, 'request not mirrored: its body was not received in full within the buffer limit');
+        return;
+      }
+      const picked = context.table.pickEndpoint(cluster, context.destination, context.chain, this.pick);
+      if (picked.action !== 'direct' && picked.action !== 'tunnel') {
+        this.counters.mirrorFailures++;
+        this.log.debug({ cluster, path, decision: picked.action }, 'shadow request has no endpoint');
+        return;
+      }
+      const endpoint = picked.endpoint;
+      const target: UpstreamTarget = picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
+      this.counters.mirrorRequests++;
+      sendShadow(
+        this.inputs.pool,
+        { target, http2: this.upstreamHttp2(context, cluster), method: exchange.method, path, authority: shadowAuthority(authority), headers, body: replay.replay(), timeoutMs },
+        (result) => {
+          if (result.ok) return;
+          this.counters.mirrorFailures++;
+          this.log.debug({ cluster, path, host: endpoint.key, err: result.detail }, 'shadow request failed');
+        },
+      );
+    });
+  }
+
+  /** Envoy's fault abort: the configured HTTP status, or to a gRPC client a trailers-only gRPC status. */
+  private faultAbort(req: DownstreamRequest, res: DownstreamResponse, exchange: Exchange, abort: NonNullable<FaultDecision['abort']>): void {
+    this.counters.faultAborts++;
+    this.counters.localReplies++;
+    exchange.flags = addFlag(exchange.flags, 'FI');
+    req.resume();
+    if (res.destroyed) return;
+    if (abort.grpcStatus !== undefined || isGrpc(req.headers['content-type'])) {
+      const grpcStatus = abort.grpcStatus ?? grpcStatusForHttp(abort.httpStatus ?? 503);
+      const headers = { 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': FAULT_ABORT_BODY };
+      res.statusCode = 200;
+      if ('stream' in res) res.stream.respond({ ...headers, ':status': 200 }, { endStream: true });
+      else {
+        res.writeHead(200, { ...headers, 'content-length': 0 });
+        res.end();
+      }
+      return;
+    }
+    const status = abort.httpStatus ?? 503;
+    res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(FAULT_ABORT_BODY) });
+    res.end(FAULT_ABORT_BODY);
   }
 
   /** The cluster's endpoint for this request (with the route's hash policy), or the local reply that stands for none. */
-  private choose(cluster: string, decision: RouteDecision, req: DownstreamRequest, context: OutboundHttpContext, exchange: Exchange): Destination {
+  /**
+   * `avoid` holds the hosts earlier attempts used (Envoy's previous_hosts predicate): a pick that
+   * lands on one is redone, up to `selections` picks in all, after which the last pick stands.
+   */
+  private choose(cluster: string, decision: RouteDecision, req: DownstreamRequest, context: OutboundHttpContext, exchange: Exchange, avoid?: ReadonlySet<string>, selections = 1): Destination {
     exchange.cluster = cluster;
     const hasher = context.table.httpRoutes.hasher(decision.hashPolicy);
     this.pick.hash = hasher?.hash(hashView(req, context.sourceIp));
-    const picked = context.table.pickEndpoint(cluster, context.destination, context.chain, this.pick);
+    let picked = context.table.pickEndpoint(cluster, context.destination, context.chain, this.pick);
+    if (avoid && avoid.size > 0) {
+      for (let i = 1; i < selections && 'endpoint' in picked && avoid.has(picked.endpoint.key); i++) {
+        picked = context.table.pickEndpoint(cluster, context.destination, context.chain, this.pick);
+      }
+    }
     this.pick.hash = undefined;
     switch (picked.action) {
       case 'passthrough':
@@ -179,7 +373,7 @@ export class OutboundHttp {
         const release = balancer ? () => balancer.finished(endpoint) : undefined;
         const target: UpstreamTarget =
           picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
-        return release ? { cluster, target, release } : { cluster, target };
+        return release ? { cluster, target, key: endpoint.key, release } : { cluster, target, key: endpoint.key };
       }
       case 'blackhole':
         return { cluster, reply: NO_HEALTHY_UPSTREAM };
@@ -229,12 +423,12 @@ export class OutboundHttp {
     res.once('close', () => {
       // The client left before the whole response: stop reading it from upstream.
       if (!body.readableEnded) {
-        exchange.flags ||= 'DC';
+        exchange.flags = terminated(exchange.flags, 'DC');
         response.abort();
       }
     });
     body.on('error', () => {
-      exchange.flags ||= response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC';
+      exchange.flags = terminated(exchange.flags, response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC');
       destroyResponse(res);
     });
     const finish = (): void => {
@@ -249,7 +443,7 @@ export class OutboundHttp {
     // An upstream that closes without finishing its response must not look finished downstream.
     body.once('close', () => {
       if (!body.readableEnded && !res.writableEnded) {
-        exchange.flags ||= response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC';
+        exchange.flags = terminated(exchange.flags, response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC');
         destroyResponse(res);
       }
     });
@@ -263,7 +457,10 @@ export class OutboundHttp {
     const path = req.url ?? '/';
     const exchange: Exchange = { start: performance.now(), method: req.method ?? 'GET', path, authority, flags: '', cluster: '', host: '' };
     let status = 0;
-    socket.once('close', () => this.logLine(exchange, status));
+    socket.once('close', () => {
+      this.countFlags(exchange.flags);
+      this.logLine(exchange, status);
+    });
     const decision = context.routes?.match(requestView(req, exchange));
     const action = decision?.action;
     if (!decision || !action) {
@@ -335,7 +532,7 @@ export class OutboundHttp {
 
   private localReply(res: DownstreamResponse, exchange: Exchange, reply: LocalReply, detail?: string): void {
     this.counters.localReplies++;
-    exchange.flags = reply.flag;
+    exchange.flags = addFlag(exchange.flags, reply.flag);
     if (detail !== undefined) this.log.debug({ authority: exchange.authority, path: exchange.path, cluster: exchange.cluster, host: exchange.host, flags: reply.flag, err: detail }, 'upstream attempt failed');
     if (res.headersSent) {
       destroyResponse(res);
@@ -347,7 +544,8 @@ export class OutboundHttp {
   }
 
   private logExchange(exchange: Exchange, res: DownstreamResponse): void {
-    if (!res.writableFinished && exchange.flags === '') exchange.flags = 'DC';
+    if (!res.writableFinished) exchange.flags = terminated(exchange.flags, 'DC');
+    this.countFlags(exchange.flags);
     this.logLine(exchange, res.headersSent ? res.statusCode : 0);
   }
 
@@ -411,6 +609,71 @@ function hashView(req: DownstreamRequest, sourceIp: string | undefined): { heade
     },
     sourceIp,
   };
+}
+
+/** Adds the flag saying how an exchange was cut short, unless one already says it. */
+function terminated(flags: string, flag: string): string {
+  return TERMINATION.test(flags) ? flags : addFlag(flags, flag);
+}
+const TERMINATION = /\b(DC|UC|UT)\b/;
+
+/** Envoy's outlier detection input for one attempt: its status, or the local-origin failure. */
+function recordOutcome(detector: OutlierDetector | undefined, key: string, outcome: AttemptOutcome): void {
+  if (!detector) return;
+  if (outcome.kind === 'response') detector.recordResponse(key, outcome.response.status);
+  else detector.recordFailure(key, outcome.kind);
+}
+
+/** What retry_on reads of an attempt's outcome; a response's grpc-status shows only in trailers-only answers. */
+function retryView(outcome: AttemptOutcome): RetryableOutcome {
+  switch (outcome.kind) {
+    case 'response': {
+      const grpc = outcome.response.headers['grpc-status'];
+      return { kind: 'response', status: outcome.response.status, grpcStatus: typeof grpc === 'string' ? Number(grpc) : undefined };
+    }
+    case 'reset':
+      return { kind: 'reset', refusedStream: outcome.refusedStream === true };
+    case 'connect-failure':
+      return CONNECT_FAILURE_VIEW;
+    case 'timeout':
+      return TIMEOUT_VIEW;
+  }
+}
+const CONNECT_FAILURE_VIEW: RetryableOutcome = { kind: 'connect-failure' };
+const TIMEOUT_VIEW: RetryableOutcome = { kind: 'timeout' };
+
+/** The cluster's connection settings as the upstream pool takes them; Envoy's default idle timeout leaves the agent's own. */
+function upstreamSettings(connection: ConnectionSettings): UpstreamSettings {
+  return {
+    connectTimeoutMs: connection.connectTimeoutMs,
+    maxRequestsPerConnection: connection.maxRequestsPerConnection,
+    ...(connection.idleTimeoutMs !== ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS ? { idleTimeoutMs: connection.idleTimeoutMs } : {}),
+  };
+}
+
+/** Waits `ms` unless the client leaves first; true when the wait ran out with the client still there. */
+function delayUnlessClosed(ms: number, res: DownstreamResponse): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onClose = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      res.off('close', onClose);
+      resolve(!res.destroyed);
+    }, ms);
+    res.once('close', onClose);
+  });
+}
+
+function noop(): void {}
+
+/** A request whose headers say it has no body: nothing to buffer for a replay. */
+function hasNoBody(req: DownstreamRequest): boolean {
+  if ('stream' in req) return req.stream.endAfterHeaders;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
 }
 
 /** Ends an exchange whose headers already went out: HTTP/1 closes the connection, HTTP/2 resets the stream. */

@@ -4,7 +4,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
 import type { HeaderBag } from './header-mutations';
-import { UpstreamConnectError, type UpstreamPool, type UpstreamTarget } from './upstream-pool';
+import { UpstreamConnectError, type UpstreamPool, type UpstreamSettings, type UpstreamTarget } from './upstream-pool';
 
 export interface UpstreamRequest {
   readonly target: UpstreamTarget;
@@ -21,6 +21,8 @@ export interface UpstreamRequest {
   readonly timeoutMs: number | undefined;
   /** An HTTP/1.1 Upgrade (WebSocket): the `upgrade` header's value. */
   readonly upgrade?: string;
+  /** The cluster's connection settings (connect timeout, idle timeout, requests per connection). */
+  readonly settings?: UpstreamSettings;
 }
 
 export interface UpstreamResponse {
@@ -43,7 +45,7 @@ export interface UpstreamResponse {
 export type AttemptOutcome =
   | { readonly kind: 'response'; readonly response: UpstreamResponse }
   | { readonly kind: 'connect-failure'; readonly message: string }
-  | { readonly kind: 'reset'; readonly message: string }
+  | { readonly kind: 'reset'; readonly message: string; readonly refusedStream?: boolean }
   | { readonly kind: 'timeout'; readonly message: string };
 
 /** Connection-specific headers (RFC 9110 7.6.1): never forwarded, and forbidden in HTTP/2. */
@@ -77,7 +79,7 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
       headers.connection = 'upgrade';
       headers.upgrade = request.upgrade;
     }
-    const options = { ...pool.http1Options(request.target), method: request.method, path: request.path, headers, setHost: false };
+    const options = { ...pool.http1Options(request.target, request.settings), method: request.method, path: request.path, headers, setHost: false };
     const upstream = http.request(options as http.RequestOptions);
     let settled = false;
     let gotSocket = false;
@@ -145,7 +147,7 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
 async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
   let session: http2.ClientHttp2Session;
   try {
-    session = await pool.session(request.target);
+    session = await pool.session(request.target, request.settings);
   } catch (error) {
     return { kind: 'connect-failure', message: (error as Error).message };
   }
@@ -175,10 +177,11 @@ async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promi
         settle({ kind: 'timeout', message: timeoutMessage(ms) });
       }, ms);
     }
-    stream.on('error', (error) => settle({ kind: 'reset', message: error.message }));
+    stream.on('error', (error) => settle({ kind: 'reset', message: error.message, refusedStream: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM }));
     stream.once('close', () => {
       if (timer) clearTimeout(timer);
-      settle({ kind: 'reset', message: `upstream stream closed before a response (code ${stream.rstCode ?? 0})` });
+      const code = stream.rstCode ?? 0;
+      settle({ kind: 'reset', message: `upstream stream closed before a response (code ${code})`, refusedStream: code === http2.constants.NGHTTP2_REFUSED_STREAM });
     });
     stream.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
     stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {

@@ -33,9 +33,28 @@ export class UpstreamConnectError extends Error {
   }
 }
 
+/**
+ * A cluster's settings for its upstream connections (agent/resilience/connection-settings.ts);
+ * fields left out take the pool's defaults.
+ */
+export interface UpstreamSettings {
+  readonly connectTimeoutMs?: number;
+  /** 0 keeps idle connections open. */
+  readonly idleTimeoutMs?: number;
+  /** 0 is unlimited. */
+  readonly maxRequestsPerConnection?: number;
+}
+
 /** Request options carrying the target to createConnection (http.Agent passes request options through). */
 interface TargetedOptions extends http.ClientRequestArgs {
   meshTarget: UpstreamTarget;
+  meshSettings: UpstreamSettings | undefined;
+}
+
+/** What a pooled HTTP/1.1 connection remembers: its cluster's limits and the requests it carried. */
+interface ConnectionUse {
+  readonly settings: UpstreamSettings | undefined;
+  requests: number;
 }
 
 type ConnectionCallback = (error: Error | null, socket: Duplex) => void;
@@ -50,11 +69,30 @@ export function targetKey(target: UpstreamTarget): string {
  * TCP connection and its keep-alive), so it gets no-op versions of them.
  */
 class MeshHttpAgent extends http.Agent {
+  private readonly uses = new WeakMap<Duplex, ConnectionUse>();
+
   constructor(
     private readonly pool: UpstreamPool,
-    idleTimeoutMs: number,
+    private readonly idleTimeoutMs: number,
   ) {
     super({ keepAlive: true, timeout: idleTimeoutMs, scheduling: 'lifo' });
+  }
+
+  /**
+   * Called when a connection finished a request: it goes back to the pool unless it has carried
+   * its cluster's max_requests_per_connection, and waits there for the cluster's idle timeout.
+   */
+  override keepSocketAlive(socket: Duplex): boolean {
+    const use = this.uses.get(socket);
+    if (use) {
+      use.requests++;
+      const max = use.settings?.maxRequestsPerConnection ?? 0;
+      if (max > 0 && use.requests >= max) return false;
+    }
+    if (!(super.keepSocketAlive as (s: Duplex) => boolean)(socket)) return false;
+    const idle = use?.settings?.idleTimeoutMs;
+    if (idle !== undefined && idle !== this.idleTimeoutMs) (socket as net.Socket).setTimeout(idle);
+    return true;
   }
 
   /** Connections are pooled per target: the same address through a tunnel and over TCP are different upstreams. */
@@ -64,8 +102,12 @@ class MeshHttpAgent extends http.Agent {
 
   // Node calls this with a callback and waits for it when nothing is returned.
   override createConnection(options: http.ClientRequestArgs, callback?: ConnectionCallback): undefined {
-    this.pool.connect((options as TargetedOptions).meshTarget).then(
-      (socket) => callback?.(null, socket instanceof net.Socket ? socket : Object.assign(socket, SOCKET_ONLY)),
+    const targeted = options as TargetedOptions;
+    this.pool.connect(targeted.meshTarget, targeted.meshSettings?.connectTimeoutMs).then(
+      (socket) => {
+        this.uses.set(socket, { settings: targeted.meshSettings, requests: 0 });
+        callback?.(null, socket instanceof net.Socket ? socket : Object.assign(socket, SOCKET_ONLY));
+      },
       (error: Error) => callback?.(error, undefined as unknown as Duplex),
     );
     return undefined;
@@ -103,16 +145,16 @@ export class UpstreamPool {
   }
 
   /** Options for http.request that send it on a pooled HTTP/1.1 connection to `target`. */
-  http1Options(target: UpstreamTarget): { agent: http.Agent; host: string; port: number; meshTarget: UpstreamTarget } {
-    return { agent: this.agent, host: target.address, port: target.port, meshTarget: target };
+  http1Options(target: UpstreamTarget, settings?: UpstreamSettings): { agent: http.Agent; host: string; port: number; meshTarget: UpstreamTarget; meshSettings: UpstreamSettings | undefined } {
+    return { agent: this.agent, host: target.address, port: target.port, meshTarget: target, meshSettings: settings };
   }
 
   /** The HTTP/2 session to `target`, opened on first use and shared by every later request. */
-  session(target: UpstreamTarget): Promise<http2.ClientHttp2Session> {
+  session(target: UpstreamTarget, settings?: UpstreamSettings): Promise<http2.ClientHttp2Session> {
     const key = targetKey(target);
     let pending = this.sessions.get(key);
     if (!pending) {
-      pending = this.openSession(key, target);
+      pending = this.openSession(key, target, settings);
       this.sessions.set(key, pending);
       pending.catch(() => this.sessions.delete(key));
     }
@@ -120,7 +162,7 @@ export class UpstreamPool {
   }
 
   /** A new byte stream to `target`; rejects with UpstreamConnectError when it cannot be opened. */
-  async connect(target: UpstreamTarget): Promise<Duplex> {
+  async connect(target: UpstreamTarget, connectTimeoutMs?: number): Promise<Duplex> {
     if (target.kind === 'tunnel') {
       try {
         const stream = await this.options.tunnels.open(target.peer, { address: target.address, port: target.port });
@@ -130,7 +172,7 @@ export class UpstreamPool {
         throw new UpstreamConnectError((error as Error).message);
       }
     }
-    const socket = await connectTcp(target.address, target.port, this.options.connectTimeoutMs ?? 10_000);
+    const socket = await connectTcp(target.address, target.port, connectTimeoutMs ?? this.options.connectTimeoutMs ?? 10_000);
     this.counters.http1Connections++;
     return socket;
   }
@@ -141,8 +183,8 @@ export class UpstreamPool {
     for (const session of this.live) session.close();
   }
 
-  private async openSession(key: string, target: UpstreamTarget): Promise<http2.ClientHttp2Session> {
-    const socket = await this.connect(target);
+  private async openSession(key: string, target: UpstreamTarget, settings: UpstreamSettings | undefined): Promise<http2.ClientHttp2Session> {
+    const socket = await this.connect(target, settings?.connectTimeoutMs);
     this.counters.http1Connections--;
     this.counters.http2Sessions++;
     const session = http2.connect(`http://${target.address}:${target.port}`, { createConnection: () => socket });
@@ -156,7 +198,7 @@ export class UpstreamPool {
     session.once('close', forget);
     session.once('goaway', forget);
     // Inactivity on the whole session (no stream, no frame) closes it; streams in flight keep it busy.
-    session.setTimeout(this.idleTimeoutMs, () => session.close());
+    session.setTimeout(settings?.idleTimeoutMs ?? this.idleTimeoutMs, () => session.close());
     await new Promise<void>((resolve, reject) => {
       session.once('connect', () => resolve());
       session.once('error', (error) => reject(new UpstreamConnectError(error.message)));
