@@ -16,6 +16,7 @@ import { createRedirectPlan, describeRedirectPlan } from './redirect/redirect-pl
 import { ClusterGuards, clusterResilience, type DecodedGuardedCluster } from './resilience/cluster-guard';
 import { selectBackend } from './redirect/select-backend';
 import type { AgentIdentity } from './identity/agent-identity';
+import { WorkloadResolver } from './identity/workload-resolver';
 import { TunnelPool } from './tunnel/tunnel-pool';
 import { TunnelServer } from './tunnel/tunnel-server';
 import { AgentXds, type AgentXdsConfig, type ResourceMap } from './xds/agent-xds';
@@ -91,6 +92,8 @@ export class MeshAgent {
   private readonly pool: TunnelPool;
   private readonly tunnel: TunnelServer;
   private readonly outbound: Outbound;
+  /** Which workload sent each outbound connection (by uid), for its tunnel identity and stats. */
+  private readonly sources: WorkloadResolver;
   private readonly inbound: Inbound;
   private readonly configuredPorts: number[];
   private outboundTable: OutboundTable | undefined;
@@ -140,7 +143,8 @@ export class MeshAgent {
     this.inbound = new Inbound({ table: () => this.inboundTable, policy: () => this.inboundPolicy, logger: this.log, tunnels: this.pool });
     this.tunnel = new TunnelServer({ resolveInbound: this.inbound.resolveInbound, mtls: options.identity?.serverMtls(config.trustDomain) });
     options.identity?.attach(this.pool, this.tunnel);
-    this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log });
+    this.sources = new WorkloadResolver({ config, logger: this.log });
+    this.outbound = new Outbound({ table: () => this.outboundTable, pool: this.pool, logger: this.log, sources: this.sources });
     this.redirectState = options.redirect && config.redirect.enabled ? 'pending' : 'disabled';
     // The root logger, not this.log: POST /logging changes the level of every child that has none of its own.
     this.admin = createAgentAdmin({ logger: options.logger, config: () => this.applied, stats: () => this.counters() });
@@ -171,7 +175,7 @@ export class MeshAgent {
   /** The same counters as plain records: the admin API prints any group without knowing its fields. */
   private counters(): AgentStats {
     const { outbound, outboundHttp, inbound, tunnelPool } = this.stats();
-    return { outbound: { ...outbound }, outboundHttp: { ...outboundHttp }, inbound, tunnelPool: { ...tunnelPool }, ...this.guards.stats() };
+    return { outbound: { ...outbound }, outboundHttp: { ...outboundHttp }, outboundBySourceWorkload: this.sources.stats(), inbound, tunnelPool: { ...tunnelPool }, ...this.guards.stats() };
   }
 
   /** Ready once a config (server or snapshot) is in force and the redirection, when enabled, is verified. */

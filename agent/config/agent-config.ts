@@ -37,11 +37,18 @@ const cidr = z.string().refine((value) => {
 /** DNS-1123 label, what Istio accepts for names that end up in SPIFFE IDs and cluster names. */
 const label = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a lowercase DNS label (a-z, 0-9, -)');
 
+const uid = z.number().int().min(0).max(4294967294);
+
 const workloadSchema = z.strictObject({
   name: label,
   serviceAccount: label.default('default'),
-  /** Outbound connections from processes of this uid are attributed to this workload. */
-  uid: z.number().int().min(0).optional(),
+  /**
+   * The uid (or uids) its processes run as: outbound connections from sockets these uids own are
+   * this workload's (its identity on the tunnel, `source_workload` in logs and stats). Without a
+   * uid, a host's only workload is the source of all its outbound traffic; a connection that
+   * belongs to no workload presents the node's identity, never another workload's.
+   */
+  uid: z.union([uid, z.array(uid).min(1)]).optional(),
   /** Port name to the workload's own port, as in a WorkloadEntry. */
   ports: z.record(z.string().min(1), port).default({}),
 });
@@ -86,9 +93,16 @@ export const agentConfigSchema = z.strictObject({
   stateDir: z.string().startsWith('/', 'expected an absolute path').default('/var/lib/mesh'),
   workloads: z.array(workloadSchema).default([]).superRefine((workloads, context) => {
     const seen = new Set<string>();
+    const uidOwners = new Map<number, string>();
     workloads.forEach((workload, index) => {
       if (seen.has(workload.name)) context.addIssue({ code: 'custom', path: [index, 'name'], message: `workload name "${workload.name}" appears twice`, input: workload.name });
       seen.add(workload.name);
+      // One uid, one workload: otherwise a connection could not be attributed to one identity.
+      for (const owned of workloadUids(workload)) {
+        const owner = uidOwners.get(owned);
+        if (owner !== undefined && owner !== workload.name) context.addIssue({ code: 'custom', path: [index, 'uid'], message: `uid ${owned} is already workload "${owner}"'s`, input: owned });
+        uidOwners.set(owned, workload.name);
+      }
     });
   }),
   redirect: redirectSchema.default(() => redirectSchema.parse({})),
@@ -103,6 +117,12 @@ export const agentConfigSchema = z.strictObject({
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type AgentConfigFile = z.input<typeof agentConfigSchema>;
 export type AgentWorkload = AgentConfig['workloads'][number];
+
+/** A workload's `uid` field as a list (it may be one uid or several). */
+export function workloadUids(workload: { readonly uid?: number | readonly number[] | undefined }): readonly number[] {
+  const value = workload.uid;
+  return value === undefined ? [] : typeof value === 'number' ? [value] : value;
+}
 
 /** What flags may set: any field, nested objects field by field. */
 export type AgentConfigOverrides = {

@@ -9,6 +9,7 @@ import type { HttpConnectionOptions } from '../http/http-connection';
 import { OutboundHttp, type OutboundHttpStats } from '../http/outbound-http';
 import { sniffProtocol, type SniffedProtocol } from '../http/protocol-sniffer';
 import { UpstreamPool, type UpstreamPoolStats } from '../http/upstream-pool';
+import type { SourceWorkload, WorkloadResolver } from '../identity/workload-resolver';
 import { originalDestination, type OriginalDestination } from '../redirect/original-destination';
 import type { ClusterGuard } from '../resilience/cluster-guard';
 import { TunnelError, type TunnelPool } from '../tunnel/tunnel-pool';
@@ -37,6 +38,9 @@ export interface OutboundStats {
  */
 export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 5000;
 
+/** TCP streams carry no metadata headers; one shared empty record instead of one per connection. */
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+
 export interface OutboundInputs {
   /** The table in force; read once per connection, so a new config applies to new connections only. */
   table(): OutboundTable | undefined;
@@ -51,6 +55,11 @@ export interface OutboundInputs {
   upstreamIdleTimeoutMs?: number;
   /** Where a connection was going before redirection; SO_ORIGINAL_DST unless a test supplies it. */
   originalDestination?: (socket: net.Socket) => OriginalDestination;
+  /**
+   * Which local workload sent each connection (looked up on accept, while the client's socket is
+   * surely alive): its identity opens the tunnel stream. Absent, every stream presents the pool's default.
+   */
+  sources?: WorkloadResolver;
 }
 
 export class Outbound {
@@ -127,6 +136,7 @@ export class Outbound {
       socket.destroy();
       return;
     }
+    const source = this.inputs.sources?.resolve(socket, destination);
     const table = this.inputs.table();
     this.clients.add(socket);
     this.counters.active++;
@@ -135,12 +145,12 @@ export class Outbound {
       this.counters.active--;
     });
     if (!table) {
-      this.act(socket, { action: 'fail', destination, chain: '', cluster: '', reason: 'no xDS config yet' }, table);
+      this.act(socket, source, { action: 'fail', destination, chain: '', cluster: '', reason: 'no xDS config yet' }, table);
       return;
     }
     const inspection = table.inspection(destination);
     if (inspection === 'tcp') {
-      this.act(socket, table.decide(destination, this.pick), table);
+      this.act(socket, source, table.decide(destination, this.pick), table);
       return;
     }
     // A declared HTTP port is HTTP whatever comes; the bytes only tell HTTP/1 from HTTP/2, and the
@@ -149,15 +159,15 @@ export class Outbound {
     void sniffProtocol(socket, timeout).then((sniffed) => {
       if (socket.destroyed) return;
       const protocol: SniffedProtocol | undefined = sniffed ?? (inspection === 'http' ? 'http/1.1' : undefined);
-      this.act(socket, table.decide(destination, this.pick, protocol), table, protocol);
+      this.act(socket, source, table.decide(destination, this.pick, protocol), table, protocol);
     });
   }
 
-  private act(socket: net.Socket, decision: OutboundDecision, table: OutboundTable | undefined, protocol?: SniffedProtocol): void {
+  private act(socket: net.Socket, source: SourceWorkload | undefined, decision: OutboundDecision, table: OutboundTable | undefined, protocol?: SniffedProtocol): void {
     switch (decision.action) {
       case 'http':
         this.counters.http++;
-        this.log.debug({ client: socket.remoteAddress, decision: summary(decision), protocol }, 'outbound HTTP connection');
+        this.log.debug({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision), protocol }, 'outbound HTTP connection');
         this.http.serve(socket, protocol === 'h2c' ? 'h2c' : 'http1', {
           table: table!,
           routeConfig: decision.routeConfig,
@@ -166,27 +176,28 @@ export class Outbound {
           chain: decision.chain,
           downstreamHttp2: protocol === 'h2c',
           sourceIp: socket.remoteAddress,
+          sourceWorkload: source,
         });
         return;
       case 'blackhole':
         this.counters.blackhole++;
-        this.log.info({ client: socket.remoteAddress, decision: summary(decision) }, 'outbound connection blackholed');
+        this.log.info({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision) }, 'outbound connection blackholed');
         socket.destroy();
         return;
       case 'fail':
         this.counters.failed++;
-        this.log.warn({ client: socket.remoteAddress, decision: summary(decision) }, 'outbound connection refused');
+        this.log.warn({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision) }, 'outbound connection refused');
         socket.destroy();
         return;
       case 'passthrough':
         this.counters.passthrough++;
-        this.connectTcp(socket, decision, decision.destination.address, decision.destination.port);
+        this.connectTcp(socket, source, decision, decision.destination.address, decision.destination.port);
         return;
       case 'direct': {
         const guard = table?.guard(decision.cluster);
         if (!this.admit(socket, decision, guard)) return;
         this.counters.direct++;
-        this.connectTcp(socket, decision, decision.endpoint.address, decision.endpoint.port, guard);
+        this.connectTcp(socket, source, decision, decision.endpoint.address, decision.endpoint.port, guard);
         return;
       }
       case 'tunnel': {
@@ -194,14 +205,14 @@ export class Outbound {
         if (!this.admit(socket, decision, guard)) return;
         this.counters.tunnel++;
         const key = decision.endpoint.key;
-        this.inputs.pool.open(decision.peer, { address: decision.endpoint.address, port: decision.endpoint.port }).then(
+        this.inputs.pool.open(decision.peer, { address: decision.endpoint.address, port: decision.endpoint.port }, NO_METADATA, source?.identity).then(
           (stream) => {
             guard?.detector?.recordConnected(key);
-            this.start(socket, stream, decision);
+            this.start(socket, source, stream, decision);
           },
           (error: unknown) => {
             guard?.detector?.recordFailure(key, error instanceof TunnelError && error.reason === 'timeout' ? 'timeout' : 'connect-failure');
-            this.upstreamFailed(socket, decision, error);
+            this.upstreamFailed(socket, source, decision, error);
           },
         );
         return;
@@ -231,7 +242,7 @@ export class Outbound {
   }
 
   /** Connects to the endpoint with the cluster's connect timeout and keepalive, reporting the outcome to its outlier detector. */
-  private connectTcp(socket: net.Socket, decision: OutboundDecision, host: string, port: number, guard?: ClusterGuard): void {
+  private connectTcp(socket: net.Socket, source: SourceWorkload | undefined, decision: OutboundDecision, host: string, port: number, guard?: ClusterGuard): void {
     const upstream = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
     const timeout = guard?.connection.connectTimeoutMs ?? this.inputs.connectTimeoutMs ?? 10_000;
     const key = decision.action === 'direct' ? decision.endpoint.key : undefined;
@@ -245,7 +256,7 @@ export class Outbound {
     }
     const onError = (error: Error): void => {
       detector?.recordFailure(key!, timedOut ? 'timeout' : 'connect-failure');
-      this.upstreamFailed(socket, decision, error);
+      this.upstreamFailed(socket, source, decision, error);
     };
     upstream.once('error', onError);
     upstream.once('connect', () => {
@@ -254,24 +265,24 @@ export class Outbound {
       const keepalive = guard?.connection.keepalive;
       if (keepalive) upstream.setKeepAlive(true, keepalive.timeMs);
       detector?.recordConnected(key!);
-      this.start(socket, upstream, decision);
+      this.start(socket, source, upstream, decision);
     });
   }
 
-  private start(socket: net.Socket, upstream: Duplex, decision: OutboundDecision): void {
+  private start(socket: net.Socket, source: SourceWorkload | undefined, upstream: Duplex, decision: OutboundDecision): void {
     if (socket.destroyed) {
       upstream.destroy();
       return;
     }
-    this.log.info({ client: socket.remoteAddress, decision: summary(decision) }, 'outbound connection');
+    this.log.info({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision) }, 'outbound connection');
     relay(socket, upstream).then((result) => {
-      this.log.debug({ decision: summary(decision), ...result }, 'outbound connection closed');
+      this.log.debug({ source_workload: source?.name, decision: summary(decision), ...result }, 'outbound connection closed');
     });
   }
 
-  private upstreamFailed(socket: net.Socket, decision: OutboundDecision, error: unknown): void {
+  private upstreamFailed(socket: net.Socket, source: SourceWorkload | undefined, decision: OutboundDecision, error: unknown): void {
     this.counters.failed++;
-    this.log.warn({ client: socket.remoteAddress, decision: summary(decision), err: (error as Error).message }, 'outbound upstream failed; client closed');
+    this.log.warn({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision), err: (error as Error).message }, 'outbound upstream failed; client closed');
     socket.resetAndDestroy();
   }
 }
