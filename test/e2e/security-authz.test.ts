@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { GENERATED_ROOT_CERT_FILE } from '../../server/ca/ca-keys';
 import { JoinTokens, JOIN_SECRET_FILE } from '../../server/ca/join-token';
 import { requireNetns } from '../netns/guard';
+import { eventually } from '../support/eventually';
 import type { TestHost } from '../netns/test-network';
 import { HTTP_APP } from './http-apps';
 import { meshPerFile } from './mesh-hosts';
@@ -204,4 +205,31 @@ netnsTest('HTTP: DENY beats ALLOW, path and method rules decide per request, ano
   t.true(counter('rbac_allowed') >= 2, stats.stdout);
   t.true(counter('rbac_denied') >= 6, stats.stdout);
   t.true(counter('plaintext_refused') >= 1, stats.stdout);
+});
+
+netnsTest('a policy edit reaches requests on connections the agents keep alive: the other identity is admitted, then refused again', async (t) => {
+  t.timeout(300_000);
+  const m = await mesh();
+  const url = `http://${apiVip(m.hosts)}:${API_PORT}/api/items`;
+  t.is((await curl('c', url)).status, 403);
+  await m.writeConfig('other-reads.yaml', `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: api-other-reads }
+spec:
+  selector: { matchLabels: { app: api } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/default/sa/other] } }]
+      to: [{ operation: { methods: [GET] } }]
+`);
+  const admitted = await eventually('c admitted after the edit', async () => {
+    const reply = await curl('c', url);
+    return reply.status === 200 ? reply : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+  t.like(JSON.parse(admitted.body), { app: 'api', path: '/api/items' });
+  t.deepEqual(await curl('c', `http://${apiVip(m.hosts)}:${API_PORT}/api/admin`), { status: 403, body: 'RBAC: access denied' }, 'the DENY still wins');
+
+  await m.removeConfig('other-reads.yaml');
+  await eventually('c refused after the policy is removed', async () => (await curl('c', url)).status === 403, { timeoutMs: 30_000, intervalMs: 200 });
+  t.is((await curl('a', url)).status, 200, 'the frontend is unaffected');
 });
