@@ -285,7 +285,7 @@ export class OutboundHttp {
 
   /** Whether the request can be sent again: its body replayable in full, and room in the cluster's retry budget (max_retries). */
   private async mayRetry(replay: ReplayBuffer, breaker: CircuitBreaker | undefined): Promise<boolean> {
-    if (!(await replay.complete())) {
+    if (!(await replay.complete(true))) {
       this.counters.retriesSkippedBodyTooLarge++;
       return false;
     }

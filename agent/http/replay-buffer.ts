@@ -65,12 +65,16 @@ export class ReplayBuffer {
     return this.chunks !== undefined && !this.failed;
   }
 
-  /** Resolves once the body is complete (true) or can no longer be replayed (false). */
-  complete(): Promise<boolean> {
+  /**
+   * Resolves once the body is complete (true) or can no longer be replayed (false). `firstAbandoned`:
+   * the first attempt failed and reads no more, so the body is read on without it.
+   */
+  complete(firstAbandoned = false): Promise<boolean> {
     if (this.ended || !this.replayable) return Promise.resolve(this.replayable && this.ended);
-    // Reading must go on even if the first attempt stopped consuming (it failed mid-body).
-    if (this.tee) this.source.unpipe(this.tee);
-    this.source.resume();
+    if (firstAbandoned && this.tee) {
+      this.source.unpipe(this.tee);
+      this.source.resume();
+    }
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
