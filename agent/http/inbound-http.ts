@@ -5,7 +5,7 @@ import type * as http from 'node:http';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
-import type { InboundPolicy } from '../policy/inbound-policy';
+import type { InboundPolicy, PortDecisions } from '../policy/inbound-policy';
 import { RBAC_DENIED_BODY, RBAC_DENIED_STATUS, type RequestView } from '../policy/rbac';
 import type { AuthenticationResult } from '../policy/request-authentication';
 import { relay } from '../proxy/relay';
@@ -28,6 +28,9 @@ export interface InboundHttpContext {
   readonly target: UpstreamTarget;
   /** The workload speaks HTTP/2 (the port's inbound cluster), whichever version the client used. */
   readonly upstreamHttp2: boolean;
+  /** The port's decisions under `policy`, looked up again only when a new config is in force. */
+  policy?: InboundPolicy;
+  decisions?: PortDecisions;
 }
 
 /** Counters of the inbound decision points, named after Envoy's rbac and jwt_authn stats. */
@@ -135,20 +138,25 @@ export class InboundHttp {
   private decide(req: DownstreamRequest, context: InboundHttpContext, authority: string, url: string): HeaderBag | Refusal | Promise<HeaderBag | Refusal> {
     this.counters.http_requests++;
     const policy = this.inputs.policy();
+    if (context.policy !== policy) {
+      context.policy = policy;
+      context.decisions = policy.at(context.address, context.port);
+    }
+    const decisions = context.decisions!;
     const headers = endToEnd(req.headers);
     const lookup = (name: string): HeaderValue => headers[name] as HeaderValue;
-    const authenticated = policy.authenticateRequest(context.address, context.port, lookup, url);
+    const authenticated = decisions.authenticateRequest(lookup, url);
     if (authenticated instanceof Promise) {
       return authenticated.then(
-        (result) => this.authorize(policy, req, context, authority, url, headers, lookup, result),
-        (error: unknown) => this.authorize(policy, req, context, authority, url, headers, lookup, { status: 401, reason: `Jwt verification fails: ${String(error)}` }),
+        (result) => this.authorize(decisions, req, context, authority, url, headers, lookup, result),
+        (error: unknown) => this.authorize(decisions, req, context, authority, url, headers, lookup, { status: 401, reason: `Jwt verification fails: ${String(error)}` }),
       );
     }
-    return this.authorize(policy, req, context, authority, url, headers, lookup, authenticated);
+    return this.authorize(decisions, req, context, authority, url, headers, lookup, authenticated);
   }
 
   private authorize(
-    policy: InboundPolicy,
+    decisions: PortDecisions,
     req: DownstreamRequest,
     context: InboundHttpContext,
     authority: string,
@@ -165,7 +173,7 @@ export class InboundHttp {
     // Envoy's jwt_authn rewrites the request before RBAC sees it (token removed, payload added).
     for (const name of result.headers.remove) delete headers[name];
     for (const [name, value] of result.headers.set) headers[name] = value;
-    if (!policy.portOf(context.address, context.port).rbac) return headers;
+    if (!decisions.port.rbac) return headers;
     const view: RequestView = {
       sourcePrincipal: context.sourcePrincipal,
       sourceIp: context.sourceIp,
@@ -178,7 +186,7 @@ export class InboundHttp {
       headers: lookup,
       metadata: result.metadata,
     };
-    const decision = policy.authorizeRequest(context.address, context.port, view);
+    const decision = decisions.authorizeRequest(view);
     if (decision.audit !== undefined) {
       this.log.info({ source: context.sourcePrincipal ?? context.sourceIp, destination: `${context.address}:${context.port}`, method: view.method, path: url, policy: decision.audit, allowed: decision.allowed }, 'request audited');
     }

@@ -9,18 +9,13 @@
 //   policy.authenticateRequest(address, port, headers, url) each HTTP request, first
 //   policy.authorizeRequest(address, port, view)            then, with view.metadata = result.metadata
 //   policy.portOf(address, port)                            HTTP or TCP, and whether RBAC applies there
+//   policy.at(address, port)                                the same per port, looked up once for a connection
 // Denied HTTP: 403 RBAC_DENIED_BODY; denied TCP: close; unauthenticated HTTP: 401 with the reason.
 import type { Decoded, HeaderLookup } from '../routing/request-matchers';
 import { JwksCache } from './jwks-cache';
 import { PeerAuthenticationTable, meshMetadata, type MtlsMode } from './peer-authentication';
 import { InboundAuthorization, type AuthorizationDecision, type ConnectionView, type RequestView } from './rbac';
 import { RequestAuthenticator, type AuthenticationResult } from './request-authentication';
-
-interface ChainPolicy {
-  readonly authorization: InboundAuthorization;
-  readonly authentication: RequestAuthenticator;
-  readonly port: PortPolicy;
-}
 
 /** How the inbound path treats one workload port; built at compile time, read per connection. */
 export interface PortPolicy {
@@ -51,8 +46,42 @@ const DENY_ALL_DECISION: AuthorizationDecision = Object.freeze({ allowed: false,
 const CLOSED_PORT: PortPolicy = Object.freeze({ protocol: 'tcp', rbac: true, upstreamHttp2: false });
 const NO_AUTHENTICATION = RequestAuthenticator.fromChain({}, new JwksCache());
 
+/**
+ * The decisions of one workload port, compiled with the config. The inbound path looks a port up
+ * once (`InboundPolicy.at`) and keeps it while the config stays, so a request costs no lookup.
+ */
+export class PortDecisions {
+  constructor(
+    readonly port: PortPolicy,
+    private readonly authorization: InboundAuthorization | undefined,
+    private readonly authentication: RequestAuthenticator,
+    private readonly closed = false,
+  ) {}
+
+  authorizeConnection(view: ConnectionView): AuthorizationDecision {
+    if (this.closed) return DENY_ALL_DECISION;
+    return this.authorization?.authorizeConnection(view) ?? ALLOW_ALL_DECISION;
+  }
+
+  authenticateRequest(headers: HeaderLookup, url: string): AuthenticationResult | Promise<AuthenticationResult> {
+    return this.authentication.authenticateRequest(headers, url);
+  }
+
+  authorizeRequest(view: RequestView): AuthorizationDecision {
+    if (this.closed) return DENY_ALL_DECISION;
+    return this.authorization?.authorizeRequest(view) ?? ALLOW_ALL_DECISION;
+  }
+}
+
+/**
+ * Ports without a chain are either not workloads (the inbound table refuses them first) or
+ * workloads the agent's own config lists, which no server policy can name: nothing applies.
+ */
+const UNNAMED_PORT_DECISIONS = new PortDecisions(UNNAMED_PORT, undefined, NO_AUTHENTICATION);
+const CLOSED_PORT_DECISIONS = new PortDecisions(CLOSED_PORT, undefined, NO_AUTHENTICATION, true);
+
 export class InboundPolicy {
-  private readonly chains = new Map<string, ChainPolicy>();
+  private readonly chains = new Map<string, PortDecisions>();
   private readonly modes: PeerAuthenticationTable;
 
   private constructor(
@@ -71,15 +100,12 @@ export class InboundPolicy {
       const path = `virtualInbound.filter_chains[${i}]`;
       const authorization = InboundAuthorization.fromChain(chain, path);
       const http = hasHttpConnectionManager(chain);
-      const policy: ChainPolicy = {
-        authorization,
-        authentication: RequestAuthenticator.fromChain(chain, jwks),
-        port: Object.freeze({
-          protocol: http ? 'http' : 'tcp',
-          rbac: http ? authorization.enforcesRequests : authorization.enforcesConnections,
-          upstreamHttp2: http && HTTP2_PROTOCOLS.has(String(meshMetadata(chain).protocol)),
-        }),
-      };
+      const portPolicy: PortPolicy = Object.freeze({
+        protocol: http ? 'http' : 'tcp',
+        rbac: http ? authorization.enforcesRequests : authorization.enforcesConnections,
+        upstreamHttp2: http && HTTP2_PROTOCOLS.has(String(meshMetadata(chain).protocol)),
+      });
+      const policy = new PortDecisions(portPolicy, authorization, RequestAuthenticator.fromChain(chain, jwks));
       const ranges = Array.isArray(match.prefix_ranges) ? (match.prefix_ranges as Decoded[]) : [];
       if (ranges.length === 0) this.chains.set(`|${port}`, policy);
       for (const range of ranges) if (typeof range.address_prefix === 'string') this.chains.set(`${range.address_prefix}|${port}`, policy);
@@ -96,13 +122,14 @@ export class InboundPolicy {
     return new InboundPolicy(undefined, new JwksCache(), true);
   }
 
-  private chain(address: string, port: number): ChainPolicy | undefined {
-    return this.chains.get(`${address}|${port}`) ?? this.chains.get(`|${port}`);
+  /** The decisions of one workload port (an address-bound chain first, then one for any address). */
+  at(address: string, port: number): PortDecisions {
+    if (this.closed) return CLOSED_PORT_DECISIONS;
+    return this.chains.get(`${address}|${port}`) ?? this.chains.get(`|${port}`) ?? UNNAMED_PORT_DECISIONS;
   }
 
   portOf(address: string, port: number): PortPolicy {
-    if (this.closed) return CLOSED_PORT;
-    return this.chain(address, port)?.port ?? UNNAMED_PORT;
+    return this.at(address, port).port;
   }
 
   /** The PeerAuthentication mode in force at a workload port, for logs. */
@@ -114,21 +141,15 @@ export class InboundPolicy {
     return !this.closed && this.modes.admitsPlaintext(address, port);
   }
 
-  /**
-   * Ports without a chain are either not workloads (the inbound table refuses them first) or
-   * workloads the agent's own config lists, which no server policy can name: nothing applies.
-   */
   authorizeConnection(address: string, port: number, view: ConnectionView): AuthorizationDecision {
-    if (this.closed) return DENY_ALL_DECISION;
-    return this.chain(address, port)?.authorization.authorizeConnection(view) ?? ALLOW_ALL_DECISION;
+    return this.at(address, port).authorizeConnection(view);
   }
 
   authenticateRequest(address: string, port: number, headers: HeaderLookup, url: string): AuthenticationResult | Promise<AuthenticationResult> {
-    return (this.chain(address, port)?.authentication ?? NO_AUTHENTICATION).authenticateRequest(headers, url);
+    return this.at(address, port).authenticateRequest(headers, url);
   }
 
   authorizeRequest(address: string, port: number, view: RequestView): AuthorizationDecision {
-    if (this.closed) return DENY_ALL_DECISION;
-    return this.chain(address, port)?.authorization.authorizeRequest(view) ?? ALLOW_ALL_DECISION;
+    return this.at(address, port).authorizeRequest(view);
   }
 }

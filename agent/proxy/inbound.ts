@@ -10,7 +10,7 @@ import { InboundHttp, inboundSecurityCounters, type InboundHttpContext } from '.
 import { sniffProtocol } from '../http/protocol-sniffer';
 import { UpstreamPool } from '../http/upstream-pool';
 import { JwksCache } from '../policy/jwks-cache';
-import { InboundPolicy } from '../policy/inbound-policy';
+import { InboundPolicy, type PortDecisions } from '../policy/inbound-policy';
 import type { AuthorizationDecision } from '../policy/rbac';
 import { originalDestination } from '../redirect/original-destination';
 import type { Destination } from '../tunnel/hbone-authority';
@@ -118,9 +118,9 @@ export class Inbound {
    * Network RBAC of a TCP port for one connection: counted when the port has RBAC, the dry-run
    * outcome reported. HTTP ports decide per request instead.
    */
-  private authorizeConnection(policy: InboundPolicy, destination: Destination, principal: string | undefined, sourceIp: string): AuthorizationDecision | undefined {
-    if (!policy.portOf(destination.address, destination.port).rbac) return undefined;
-    const decision = policy.authorizeConnection(destination.address, destination.port, { sourcePrincipal: principal, sourceIp, destinationIp: destination.address, destinationPort: destination.port });
+  private authorizeConnection(decisions: PortDecisions, destination: Destination, principal: string | undefined, sourceIp: string): AuthorizationDecision | undefined {
+    if (!decisions.port.rbac) return undefined;
+    const decision = decisions.authorizeConnection({ sourcePrincipal: principal, sourceIp, destinationIp: destination.address, destinationPort: destination.port });
     if (decision.audit !== undefined) {
       this.log.info({ source: principal ?? sourceIp, destination: `${destination.address}:${destination.port}`, policy: decision.audit, allowed: decision.allowed }, 'connection audited');
     }
@@ -180,13 +180,14 @@ export class Inbound {
     }
     const policy = this.policy();
     const sourceIp = unmapped(source.peerAddress);
-    const port = policy.portOf(destination.address, destination.port);
+    const decisions = policy.at(destination.address, destination.port);
+    const port = decisions.port;
     if (port.protocol === 'http') {
       this.counters.tunnelAllowed++;
       this.log.info({ peer: source.peerAddress, principal: source.principal, destination: where, protocol: 'http' }, 'inbound tunnel stream');
       return { serve: (stream) => this.serveHttp(stream, destination, source.principal, sourceIp, port.upstreamHttp2) };
     }
-    const decision = this.authorizeConnection(policy, destination, source.principal, sourceIp);
+    const decision = this.authorizeConnection(decisions, destination, source.principal, sourceIp);
     if (decision && !decision.allowed) {
       this.counters.tunnelRefused++;
       const reason = decision.policy ? `RBAC: access denied by ${decision.policy}` : 'RBAC: access denied';
@@ -252,7 +253,8 @@ export class Inbound {
       return;
     }
     const sourceIp = unmapped(socket.remoteAddress);
-    const port = policy.portOf(destination.address, destination.port);
+    const decisions = policy.at(destination.address, destination.port);
+    const port = decisions.port;
     if (port.protocol === 'http') {
       this.counters.plain++;
       this.clients.add(socket);
@@ -261,7 +263,7 @@ export class Inbound {
       this.serveHttp(socket, destination, undefined, sourceIp, port.upstreamHttp2);
       return;
     }
-    const decision = this.authorizeConnection(policy, destination, undefined, sourceIp);
+    const decision = this.authorizeConnection(decisions, destination, undefined, sourceIp);
     if (decision && !decision.allowed) {
       this.counters.plainRefused++;
       this.log.warn({ client: socket.remoteAddress, destination: where, reason: decision.policy ? `RBAC: access denied by ${decision.policy}` : 'RBAC: access denied' }, 'plain inbound connection refused');
