@@ -236,3 +236,16 @@ test('AUDIT policies are logged without deciding, and a dry-run DENY is counted 
   t.like(node.lines.find((l) => l.msg === 'request would be denied by a dry-run policy'), { path: '/maybe' });
   t.is(node.app.requests(), 2);
 });
+
+test('a WebSocket upgrade the policy denies is answered 403 and closed before reaching the app', async (t) => {
+  const node = await startNode(t, () => [
+    security('AuthorizationPolicy', 'web-frontend', { selector: { matchLabels: { app: 'web' } }, rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/frontend'] } }] }] }),
+  ]);
+  node.source.principal = OTHER;
+  const stream = await node.open(node.app.port);
+  const reply = await exchange(stream, 'GET /chat HTTP/1.1\r\nhost: web\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n', false);
+  t.regex(reply.toString(), /^HTTP\/1\.1 403 Forbidden\r\n/);
+  t.regex(reply.toString(), /\r\n\r\nRBAC: access denied$/);
+  t.is(node.app.requests(), 0);
+  t.is(node.inbound.counters.rbac_denied, 1);
+});
