@@ -14,6 +14,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,27 +68,71 @@ static int read_address(napi_env env, napi_value value, int family, const char *
   return 0;
 }
 
-/* Sends the request and reads the one answer; returns the uid, -1 when no such socket exists, or
- * -2 after throwing. The answer is queued while sendmsg runs, so the read never has to wait. */
-static long long query_uid(napi_env env, const struct diag_request *request) {
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) {
-    throw_diag_error(env, errno, "socket");
-    return -2;
+/* One netlink socket per Node environment (main thread or worker), opened on first use and closed
+ * with the environment: opening one per lookup would add two syscalls to every connection. */
+struct diag_socket {
+  int fd;
+  uint32_t sequence;
+};
+
+static void close_diag_socket(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct diag_socket *state = data;
+  if (state->fd >= 0) close(state->fd);
+  free(state);
+}
+
+static struct diag_socket *diag_socket(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) == napi_ok && data != NULL) return data;
+  struct diag_socket *state = malloc(sizeof *state);
+  if (state == NULL) {
+    throw_diag_error(env, ENOMEM, "socket");
+    return NULL;
   }
+  state->fd = -1;
+  state->sequence = 0;
+  if (napi_set_instance_data(env, state, close_diag_socket, NULL) != napi_ok) {
+    free(state);
+    napi_throw_error(env, NULL, "socketUid: could not keep the netlink socket");
+    return NULL;
+  }
+  return state;
+}
+
+/* Drops the socket after a failure, so the next lookup starts clean rather than reading a late answer. */
+static void reset_diag_socket(struct diag_socket *state) {
+  if (state->fd >= 0) close(state->fd);
+  state->fd = -1;
+}
+
+/* Sends the request and reads its answer; returns the uid, -1 when no such socket exists, or -2
+ * after throwing. The kernel queues the answer while sendto runs, so the read never has to wait. */
+static long long query_uid(napi_env env, struct diag_request *request) {
+  struct diag_socket *state = diag_socket(env);
+  if (state == NULL) return -2;
+  if (state->fd < 0) {
+    state->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (state->fd < 0) {
+      throw_diag_error(env, errno, "socket");
+      return -2;
+    }
+  }
+  request->header.nlmsg_seq = ++state->sequence;
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(fd, request, sizeof *request, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+  if (sendto(state->fd, request, sizeof *request, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
     int err = errno;
-    close(fd);
+    reset_diag_socket(state);
     throw_diag_error(env, err, "sendto");
     return -2;
   }
   /* Aligned for the nlmsghdr and inet_diag_msg read in place below. */
   long answer[ANSWER_BYTES / sizeof(long)];
-  ssize_t received = recv(fd, answer, sizeof answer, MSG_DONTWAIT);
-  int err = errno;
-  close(fd);
+  ssize_t received = recv(state->fd, answer, sizeof answer, MSG_DONTWAIT);
   if (received < 0) {
+    int err = errno;
+    reset_diag_socket(state);
     throw_diag_error(env, err, "recv");
     return -2;
   }
@@ -108,6 +153,7 @@ static long long query_uid(napi_env env, const struct diag_request *request) {
       return (long long)found->idiag_uid;
     }
   }
+  reset_diag_socket(state);
   throw_diag_error(env, EPROTO, "recv");
   return -2;
 }
@@ -131,14 +177,12 @@ napi_value socket_uid(napi_env env, napi_callback_info info) {
   }
   int family = family_number == 4 ? AF_INET : AF_INET6;
 
-  static uint32_t sequence = 0;
   struct diag_request request;
   memset(&request, 0, sizeof request);
   request.header.nlmsg_len = sizeof request;
   request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   /* No NLM_F_DUMP: an exact lookup of one socket, answered with it or with ENOENT. */
   request.header.nlmsg_flags = NLM_F_REQUEST;
-  request.header.nlmsg_seq = ++sequence;
   request.body.sdiag_family = (__u8)family;
   request.body.sdiag_protocol = IPPROTO_TCP;
   request.body.idiag_states = ~0U;
