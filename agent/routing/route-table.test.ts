@@ -388,3 +388,11 @@ test('path_separated_prefix stops at a segment boundary; grpc matches gRPC conte
   const reversed = compileRouteConfiguration(config(true)).match(req('/api'))!;
   t.deepEqual(reversed.requestHeaders.add.map((h) => h.value), ['config', 'vhost', 'route']);
 });
+
+test('retry settings the agent cannot honour fail compilation naming the field: unknown retry_on, retryRemoteLocalities, other host predicates', (t) => {
+  const bad = (policy: Record<string, unknown>) => decoded({ name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ name: 'x', match: { prefix: '/' }, route: { cluster: 'c', retry_policy: policy } }] }] });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx,retriable-headers' })), { message: /routes\["x"\]\.route\.retry_policy\.retry_on: condition "retriable-headers"/ });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.previous_priorities' } })), { message: /retry_policy\.retry_priority: .*retryRemoteLocalities/ });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.omit_canary_hosts' }] })), { message: /retry_policy\.retry_host_predicate: .*omit_canary_hosts/ });
+  t.notThrows(() => compileRouteConfiguration(bad({ retry_on: 'gateway-error,reset,unavailable,retriable-4xx', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }] })));
+});

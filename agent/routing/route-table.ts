@@ -1,6 +1,7 @@
 // The agent's HTTP routing decision: an xDS RouteConfiguration (as unpackAny decodes it) compiled
 // once into a RouteTable whose match() picks Envoy's virtual host and first matching route per request.
 import { structToJson, type JsonValue } from '../../lib/xds/struct';
+import { KNOWN_RETRY_ON, PREVIOUS_HOSTS } from '../http/retry-policy';
 import {
   HeaderMatcher,
   QueryParameterMatcher,
@@ -66,7 +67,6 @@ export interface RetryDecision {
   readonly retriableStatusCodes: readonly number[];
   readonly retryHostPredicates: readonly string[];
   readonly hostSelectionRetryMaxAttempts: number;
-  readonly retryPriority?: string;
   readonly backOff: { readonly baseIntervalMs: number; readonly maxIntervalMs: number };
 }
 
@@ -232,15 +232,24 @@ function retryDecision(message: Decoded, path: string): RetryDecision {
   const backOff = (message.retry_back_off ?? {}) as Decoded;
   const base = durationMs(backOff.base_interval) ?? 25;
   const retryPriority = (message.retry_priority as Decoded | undefined)?.name;
+  // Honouring previous_priorities (Istio's retryRemoteLocalities) needs priority loads that leave out
+  // the priorities already tried, which the agent's balancers do not compute.
+  if (retryPriority !== undefined) throw new RouteConfigError(`${path}.retry_priority`, `${String(retryPriority)} (retryRemoteLocalities) cannot be honoured by mesh-agent`);
+  const retryOn = String(message.retry_on ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const condition of retryOn) {
+    if (!KNOWN_RETRY_ON.has(condition)) throw new RouteConfigError(`${path}.retry_on`, `condition ${JSON.stringify(condition)} is not one mesh-agent retries on (${[...KNOWN_RETRY_ON].join(', ')})`);
+  }
+  for (const predicate of list(message.retry_host_predicate)) {
+    if (predicate.name !== PREVIOUS_HOSTS) throw new RouteConfigError(`${path}.retry_host_predicate`, `${String(predicate.name)} is not supported by mesh-agent (only ${PREVIOUS_HOSTS})`);
+  }
   return {
     // Envoy retries once when a policy names no count.
     numRetries: Number(wrapped(message.num_retries) ?? 1),
     perTryTimeoutMs: durationMs(message.per_try_timeout) || undefined,
-    retryOn: String(message.retry_on ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    retryOn,
     retriableStatusCodes: (Array.isArray(message.retriable_status_codes) ? (message.retriable_status_codes as unknown[]) : []).map(Number),
     retryHostPredicates: list(message.retry_host_predicate).map((p) => String(p.name)),
     hostSelectionRetryMaxAttempts: Number(message.host_selection_retry_max_attempts ?? 1),
-    ...(retryPriority !== undefined ? { retryPriority: String(retryPriority) } : {}),
     backOff: { baseIntervalMs: base, maxIntervalMs: durationMs(backOff.max_interval) ?? base * 10 },
   };
 }
