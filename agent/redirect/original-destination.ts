@@ -32,5 +32,19 @@ export function originalDestination(socket: net.Socket): OriginalDestination {
   // The addon asks the IPv4 table for IPv4-mapped sockets and so answers in dotted form; if an
   // IPv6 answer ever carries a mapped address, unmap it too, so callers compare one spelling only.
   const mapped = found.family === 6 ? MAPPED_IPV4.exec(found.address) : null;
-  return { address: mapped?.[1] ?? found.address, port: found.port };
+  const address = mapped?.[1] ?? found.address;
+  // Once the namespace tracks connections (our own rules turn that on), a connection that was NOT
+  // redirected still has a conntrack entry, and SO_ORIGINAL_DST answers with its unchanged
+  // destination: the listener itself. Proxying that would connect the agent to its own port, over
+  // and over. It is what the kernel says for an untracked connection: not redirected.
+  if (found.port === socket.localPort && address === unmapped(socket.localAddress)) {
+    const error = new Error(`originalDestination: the connection was not redirected (its destination ${address}:${found.port} is the listener itself)`);
+    Object.assign(error, { code: 'ENOENT' });
+    throw error;
+  }
+  return { address, port: found.port };
+}
+
+function unmapped(address: string | undefined): string | undefined {
+  return address === undefined ? undefined : (MAPPED_IPV4.exec(address)?.[1] ?? address);
 }
