@@ -204,7 +204,8 @@ export class OutboundHttp {
     const deadline = decision.timeoutMs === undefined ? Infinity : performance.now() + decision.timeoutMs;
     const retryOn = retry ? retryOnBits(retry.retryOn) : 0;
     const avoidPrevious = retry !== undefined && retry.retryHostPredicates.includes(PREVIOUS_HOSTS);
-    const tried = avoidPrevious ? new Set<string>() : undefined;
+    // Made on the first retry: most requests never need it.
+    let tried: Set<string> | undefined;
     const guard = context.table.guard(cluster);
     const http2 = this.upstreamHttp2(context, cluster);
     const settings = guard ? upstreamSettings(guard.connection) : undefined;
@@ -259,7 +260,7 @@ export class OutboundHttp {
         holdingRetry = guard !== undefined;
         if (outcome.kind === 'response') outcome.response.abort();
         done();
-        if (destination.key !== undefined) tried?.add(destination.key);
+        if (avoidPrevious && destination.key !== undefined) (tried ??= new Set()).add(destination.key);
         retries++;
         this.counters.retries++;
         const wait = backOffMs(retry.backOff, retries, Math.random);
@@ -270,8 +271,9 @@ export class OutboundHttp {
         if (!(await delayUnlessClosed(wait, res))) return releaseRetry();
         continue;
       }
-      // A retriable outcome that is not retried (retries used up, body too big to replay, retry budget spent) is Envoy's URX.
-      if (retriable) exchange.flags = addFlag(exchange.flags, 'URX');
+      // Envoy's URX marks a retriable outcome left standing because num_retries ran out; a body too big
+      // to replay or a spent retry budget (upstream_rq_retry_overflow) end retrying without it.
+      if (retriable && retries >= retry.numRetries) exchange.flags = addFlag(exchange.flags, 'URX');
       if (outcome.kind !== 'response' || res.destroyed) done();
       else res.once('close', done);
       return this.respond(outcome, res, exchange, decision, weighted);

@@ -87,5 +87,3 @@ export function backOffMs(policy: RetryDecision['backOff'], retry: number, rando
 
 /** Envoy's previous_hosts retry host predicate, the one Istio configures. */
 export const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
-/** Envoy's previous_priorities retry priority, which Istio sets for retryRemoteLocalities. */
-export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
