@@ -215,8 +215,11 @@ export class Inbound {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    // As in Outbound.drain: close() calls back only once every connection ended, so the grace
+    // period runs alongside it rather than after it.
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     await drainSockets(this.clients, graceMs);
+    await closed;
     this.http.close();
     this.upstreams.close();
   }

@@ -100,8 +100,12 @@ export class Outbound {
   /** Stops accepting, lets open connections finish for up to `graceMs`, then resets what is left. */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
-    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // close() stops accepting at once but calls back only when every connection has ended, so the
+    // grace period runs alongside it: awaiting close first would let one open connection hold the
+    // agent's shutdown for as long as its client likes.
+    const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     await drainSockets(this.clients, graceMs);
+    await closed;
     this.http.close();
     this.upstreams.close();
   }
