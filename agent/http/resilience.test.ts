@@ -225,3 +225,61 @@ test('/stats counts requests per response flag', async (t) => {
   await eventually('NR counted twice', () => flagCount(harness, 'NR') === 2 || undefined);
   t.pass();
 });
+
+test('gRPC: an UNAVAILABLE trailers-only answer is retried under Istio\'s default policy, INVALID_ARGUMENT is not', async (t) => {
+  let calls = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    calls++;
+    stream.resume();
+    const wanted = headers[':path'] === '/svc/Flaky' ? (calls % 2 === 1 ? 14 : 0) : 3;
+    if (wanted === 0) {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    } else stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(wanted) }, { endStream: true });
+  });
+  const grpcPort = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const harness = await startHarness(t, { destination: { address: '10.0.0.20', port: 50051 } });
+  harness.apply([service('greeter', { addresses: ['10.0.0.20'], ports: [port(50051, 'GRPC', 'grpc')], endpoints: [endpoint('127.0.0.1', { ports: { grpc: grpcPort } })] })]);
+  const session = http2.connect(`http://127.0.0.1:${harness.port}`);
+  t.teardown(() => session.close());
+  const call = (path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': path, ':authority': 'greeter:50051', 'content-type': 'application/grpc', te: 'trailers' });
+      let status: string | undefined;
+      stream.once('response', (headers) => (status = headers['grpc-status'] as string | undefined));
+      stream.once('trailers', (trailers) => (status = trailers['grpc-status'] as string));
+      stream.resume();
+      stream.once('close', () => resolve(status ?? 'none'));
+      stream.once('error', reject);
+      stream.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  t.is(await call('/svc/Flaky'), '0');
+  t.is(calls, 2);
+  t.is(await call('/svc/Bad'), '3');
+  t.is(calls, 3);
+});
+
+test('retries beyond the cluster\'s maxRetries budget (one active retry) are not sent', async (t) => {
+  const gates: Array<() => void> = [];
+  const failing = await startHttpApp(t, 'failing', (req, res) => {
+    req.resume();
+    // The first attempts are held until all are in flight, so that their retries compete for the budget.
+    gates.push(() => {
+      res.writeHead(503);
+      res.end();
+    });
+    if (gates.length === 4) for (const open of gates.splice(0)) open();
+    else if (gates.length > 4 || failing.requests() > 4) gates.splice(0).forEach((open) => open());
+  });
+  const harness = await startHarness(t, { destination: VIP });
+  const budget = resource('DestinationRule', 'web', { host: 'web', trafficPolicy: { connectionPool: { http: { maxRetries: 1 } } } });
+  harness.apply([web(failing)], [budget, virtualService([{ route: [{ destination: { host: 'web' } }], retries: { attempts: 1, retryOn: '5xx' } }])]);
+  const replies = await Promise.all(Array.from({ length: 4 }, (_, i) => request(harness.port, { authority: 'web:8080', path: `/b${i}` })));
+  t.deepEqual(replies.map((r) => r.status), [503, 503, 503, 503]);
+  // Four first attempts; retries only while the budget of one active retry allows.
+  t.true(failing.requests() >= 5 && failing.requests() < 8, `${failing.requests()} upstream requests (8 without the budget)`);
+  t.true(harness.outbound.httpStats().retries >= 1);
+});
