@@ -165,11 +165,12 @@ export class UpstreamPool {
   async connect(target: UpstreamTarget, connectTimeoutMs?: number): Promise<Duplex> {
     if (target.kind === 'tunnel') {
       try {
-        const stream = await this.options.tunnels.open(target.peer, { address: target.address, port: target.port });
+        const opening = this.options.tunnels.open(target.peer, { address: target.address, port: target.port });
+        const stream = connectTimeoutMs === undefined ? await opening : await withinConnectTimeout(opening, connectTimeoutMs, target);
         this.counters.http1Connections++;
         return stream;
       } catch (error) {
-        throw new UpstreamConnectError((error as Error).message);
+        throw error instanceof UpstreamConnectError ? error : new UpstreamConnectError((error as Error).message);
       }
     }
     const socket = await connectTcp(target.address, target.port, connectTimeoutMs ?? this.options.connectTimeoutMs ?? 10_000);
@@ -205,6 +206,31 @@ export class UpstreamPool {
     });
     return session;
   }
+}
+
+/**
+ * The cluster's connect timeout on a tunnel stream (the tunnel pool has one timeout for every
+ * cluster): past it the attempt fails as a connection failure, and a stream that opens later is closed.
+ */
+function withinConnectTimeout(opening: Promise<Duplex>, timeoutMs: number, target: UpstreamTarget): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new UpstreamConnectError(`connect to ${target.address}:${target.port} through the tunnel timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    opening.then(
+      (stream) => {
+        clearTimeout(timer);
+        if (late) stream.destroy();
+        else resolve(stream);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
