@@ -283,3 +283,19 @@ test('retries beyond the cluster\'s maxRetries budget (one active retry) are not
   t.true(failing.requests() >= 5 && failing.requests() < 8, `${failing.requests()} upstream requests (8 without the budget)`);
   t.true(harness.outbound.httpStats().retries >= 1);
 });
+
+test('the cluster\'s maxRequestsPerConnection closes an upstream connection after that many requests; its idleTimeout closes idle ones', async (t) => {
+  let closed = 0;
+  const app = await startHttpApp(t, 'app');
+  app.server.on('connection', (socket: import('node:net').Socket) => socket.once('close', () => closed++));
+  const harness = await startHarness(t, { destination: VIP });
+  const pool = resource('DestinationRule', 'web', { host: 'web', trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 2, idleTimeout: '300ms' } } } });
+  harness.apply([web(app)], [pool]);
+  for (let i = 0; i < 5; i++) t.is((await request(harness.port, { authority: 'web:8080', path: `/m${i}` })).status, 200);
+  const lastRequest = performance.now();
+  t.is(app.requests(), 5);
+  t.is(app.connections(), 3, 'two requests per upstream connection');
+  // The third connection carried one request: only the idle timeout (300 ms, not the agent's 60 s) closes it.
+  await eventually('the idle upstream connection closed by the agent', () => closed === 3 || undefined, { timeoutMs: 5000 });
+  t.true(performance.now() - lastRequest >= 250);
+});
