@@ -205,3 +205,20 @@ test('an HTTP request to a destination outside the registry passes through to it
   });
   t.is(harness.tunnels.stats().streamsOpened, 0);
 });
+
+test('a route change applies to the next request on a connection that is already open, as Envoy applies RDS updates', async (t) => {
+  const v1 = await startHttpApp(t, 'v1');
+  const v2 = await startHttpApp(t, 'v2');
+  const harness = await startHarness(t, { destination: VIP });
+  const to = (subset: string) => resource('VirtualService', 'web', { hosts: ['web'], http: [{ route: [{ destination: { host: 'web', subset } }] }] });
+  harness.apply([web(v1, v2)], [subsets, to('v1')]);
+  // One socket for every request: the change must reach a connection opened before it.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const sockets = new Set<unknown>();
+  agent.on('free', (socket) => sockets.add(socket));
+  t.is(appOf(await request(harness.port, { authority: 'web:8080', path: '/', agent })), 'v1');
+  harness.apply([web(v1, v2)], [subsets, to('v2')]);
+  t.is(appOf(await request(harness.port, { authority: 'web:8080', path: '/', agent })), 'v2');
+  t.is(sockets.size, 1, 'both requests travelled on one client connection');
+});

@@ -33,7 +33,11 @@ import type { CircuitBreaker } from '../resilience/circuit-breaker';
 import { ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS, type ConnectionSettings } from '../resilience/connection-settings';
 import type { OutlierDetector } from '../resilience/outlier-detector';
 
-/** What every request on one downstream connection shares, fixed when the connection was decided. */
+/**
+ * What every request on one downstream connection shares. `table` and `routes` are read per
+ * request and follow config updates (see live-http-context.ts); the rest was fixed when the
+ * connection was decided.
+ */
 export interface OutboundHttpContext {
   readonly table: OutboundTable;
   readonly routeConfig: string;

@@ -14,6 +14,7 @@ import { originalDestination, type OriginalDestination } from '../redirect/origi
 import type { ClusterGuard } from '../resilience/cluster-guard';
 import { TunnelError, type TunnelPool } from '../tunnel/tunnel-pool';
 import type { OutboundDecision, OutboundTable } from './outbound-table';
+import { LiveHttpContext } from '../http/live-http-context';
 import { relay } from './relay';
 import { drainSockets } from './drain';
 
@@ -172,16 +173,20 @@ export class Outbound {
       case 'http':
         this.counters.http++;
         this.log.debug({ client: socket.remoteAddress, source_workload: source?.name, decision: summary(decision), protocol }, 'outbound HTTP connection');
-        this.http.serve(socket, protocol === 'h2c' ? 'h2c' : 'http1', {
-          table: table!,
-          routeConfig: decision.routeConfig,
-          routes: table!.httpRoutes.table(decision.routeConfig),
-          destination: decision.destination,
-          chain: decision.chain,
-          downstreamHttp2: protocol === 'h2c',
-          sourceIp: socket.remoteAddress,
-          sourceWorkload: source,
-        });
+        this.http.serve(
+          socket,
+          protocol === 'h2c' ? 'h2c' : 'http1',
+          new LiveHttpContext({
+            current: this.inputs.table,
+            decidedWith: table!,
+            routeConfig: decision.routeConfig,
+            destination: decision.destination,
+            chain: decision.chain,
+            downstreamHttp2: protocol === 'h2c',
+            sourceIp: socket.remoteAddress,
+            sourceWorkload: source,
+          }),
+        );
         return;
       case 'blackhole':
         this.counters.blackhole++;
