@@ -313,7 +313,7 @@ export class OutboundHttp {
         return;
       }
       const endpoint = picked.endpoint;
-      const target: UpstreamTarget = picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
+      const target: UpstreamTarget = picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port, source: context.sourceWorkload?.identity } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
       this.counters.mirrorRequests++;
       sendShadow(
         this.inputs.pool,
@@ -378,7 +378,7 @@ export class OutboundHttp {
         balancer?.started(endpoint);
         const release = balancer ? () => balancer.finished(endpoint) : undefined;
         const target: UpstreamTarget =
-          picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
+          picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port, source: context.sourceWorkload?.identity } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
         return release ? { cluster, target, key: endpoint.key, release } : { cluster, target, key: endpoint.key };
       }
       case 'blackhole':

@@ -8,7 +8,14 @@ import type { Peer, TunnelPool } from '../tunnel/tunnel-pool';
 
 /** Where an upstream connection goes: through a peer agent's tunnel, or straight over TCP. */
 export type UpstreamTarget =
-  | { readonly kind: 'tunnel'; readonly peer: Peer; readonly address: string; readonly port: number }
+  | {
+      readonly kind: 'tunnel';
+      readonly peer: Peer;
+      readonly address: string;
+      readonly port: number;
+      /** The SPIFFE ID the tunnel stream presents (the sending workload's); absent: the agent's default. */
+      readonly source?: string;
+    }
   | { readonly kind: 'tcp'; readonly address: string; readonly port: number };
 
 export interface UpstreamPoolOptions {
@@ -59,8 +66,12 @@ interface ConnectionUse {
 
 type ConnectionCallback = (error: Error | null, socket: Duplex) => void;
 
+const NO_METADATA: Record<string, string> = {};
+
 export function targetKey(target: UpstreamTarget): string {
-  return `${target.kind}|${target.address}:${target.port}`;
+  // The source is part of the key: a kept-alive connection opened as one workload must never carry
+  // another workload's requests, or the peer would see the wrong principal.
+  return target.kind === 'tunnel' && target.source !== undefined ? `${target.kind}|${target.address}:${target.port}|${target.source}` : `${target.kind}|${target.address}:${target.port}`;
 }
 
 /**
@@ -165,7 +176,7 @@ export class UpstreamPool {
   async connect(target: UpstreamTarget, connectTimeoutMs?: number): Promise<Duplex> {
     if (target.kind === 'tunnel') {
       try {
-        const opening = this.options.tunnels.open(target.peer, { address: target.address, port: target.port });
+        const opening = this.options.tunnels.open(target.peer, { address: target.address, port: target.port }, NO_METADATA, target.source);
         const stream = connectTimeoutMs === undefined ? await opening : await withinConnectTimeout(opening, connectTimeoutMs, target);
         this.counters.http1Connections++;
         return stream;

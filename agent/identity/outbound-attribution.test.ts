@@ -11,7 +11,7 @@ import { loadCaKeys, type CaKeys } from '../../server/ca/ca-keys';
 import { signCsr } from '../../server/ca/csr-signer';
 import { endpoint, port, service } from '../../server/translate/testing';
 import { parseAgentConfig } from '../config/agent-config';
-import { translatedView } from '../http/testing';
+import { request, startHttpApp, translatedView } from '../http/testing';
 import { Outbound } from '../proxy/outbound';
 import { OutboundTable } from '../proxy/outbound-table';
 import type { TunnelCertificate, TunnelCredentials } from '../tunnel/tunnel-credentials';
@@ -102,4 +102,53 @@ test('each connection tunnels as the workload its uid names, and a stranger uid 
   t.like(sources.stats(), { alpha: 2, beta: 2, unknown: 1 });
   // One pooled session per source identity: the workloads never share one.
   t.is(pool.stats().sessionsCreated, 3);
+});
+
+test('HTTP requests tunnel as the workload whose connection carried them; kept-alive upstream connections are never shared across workloads', async (t) => {
+  t.timeout(60_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'outbound-attribution-ca-'));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  const ca = await loadCaKeys({ trustDomain: TD, stateDir: dir });
+  const app = await startHttpApp(t, 'web');
+  const principals: Array<string | undefined> = [];
+  const server = new TunnelServer({
+    resolveInbound: (_destination, source) => {
+      principals.push(source.principal);
+      return { host: '127.0.0.1', port: app.port };
+    },
+    mtls: { credentials: await credentials(ca, [ECHO, NODE_B]), identities: () => [ECHO], defaultIdentity: () => NODE_B, trustDomain: TD },
+  });
+  t.teardown(() => server.close(100));
+  const tunnelPort = (await server.listen(0, '127.0.0.1')).port;
+  const config = parseAgentConfig({
+    server: 'cp:15012',
+    node: 'a',
+    workloads: [{ name: 'alpha', serviceAccount: 'alpha', uid: 2001 }, { name: 'beta', serviceAccount: 'beta', uid: 2002 }],
+  }, 'agent.yaml');
+  const pool = new TunnelPool({
+    mtls: { credentials: await credentials(ca, [ALPHA, BETA, NODE_A]), expectedIdentities: () => [ECHO], defaultSource: () => NODE_A },
+    connectTimeoutMs: 20_000,
+  });
+  t.teardown(() => pool.close(100));
+  let senderUid = 0;
+  const sources = new WorkloadResolver({ config, logger: silentLogger(), uidOf: () => senderUid });
+  const web = service('web', {
+    addresses: [VIP.address],
+    ports: [port(VIP.port, 'HTTP', 'http')],
+    endpoints: [endpoint('127.0.0.1', { ports: { http: app.port }, node: 'b', serviceAccount: 'echo' })],
+  });
+  const table = new OutboundTable(translatedView([web]), { node: 'a', tunnelPort });
+  const outbound = new Outbound({ table: () => table, pool, logger: silentLogger(), originalDestination: () => VIP, sources });
+  t.teardown(() => outbound.drain(100));
+  const outboundPort = await outbound.listen(0, false);
+
+  // A new client connection per request (no client keep-alive), so each is attributed anew.
+  for (const uid of [2001, 2002, 2001, 4242, 2002]) {
+    senderUid = uid;
+    t.is((await request(outboundPort, { authority: `web:${VIP.port}`, path: '/', agent: false })).status, 200);
+  }
+  // The agent keeps upstream connections alive, so a workload's later request may reuse its own
+  // stream; what must hold is that each workload's streams present its own identity, in order.
+  t.deepEqual([...new Set(principals)], [ALPHA, BETA, NODE_A]);
+  t.true(principals.length >= 3 && principals.length <= 5, JSON.stringify(principals));
 });
