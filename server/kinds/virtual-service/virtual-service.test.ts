@@ -72,7 +72,7 @@ http:
     attempts: 3
     perTryTimeout: 2s
     retryOn: gateway-error,connect-failure,refused-stream,503
-    retryRemoteLocalities: true
+    retryRemoteLocalities: false
     retryIgnorePreviousHosts: true
     backoff: 25ms
   fault:
@@ -248,6 +248,14 @@ test('retries: retryOn entries must be Envoy conditions or status codes, attempt
 test('retries with attempts 0 but other settings is an error, as in Istio', (t) => {
   const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 0, perTryTimeout: 1s}}]}`);
   t.is(issueAt(result.issues, 'http[0].retries.attempts')?.message, 'retry policy configured while attempts is 0 (retries disabled)');
+});
+
+test('retryRemoteLocalities: true is refused with the reason (the agent would NACK it), false is accepted', (t) => {
+  const refused = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 2, retryRemoteLocalities: true}}]}`);
+  t.like(issueAt(refused.issues, 'http[0].retries.retryRemoteLocalities'), { severity: 'error', code: 'retry-remote-localities-not-supported', value: true });
+  t.regex(issueAt(refused.issues, 'http[0].retries.retryRemoteLocalities')!.message, /not supported by mesh-agent/);
+  const accepted = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 2, retryRemoteLocalities: false}}]}`);
+  t.deepEqual(accepted.issues, []);
 });
 
 test('retryOn with attempts 0 or unset, and zero or negative timeouts, are errors naming the field, as in Istio', (t) => {
