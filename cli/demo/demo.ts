@@ -159,16 +159,6 @@ class DemoRun {
     ]);
     await this.step(this.waitForHttp(CONTROL_PLANE, `http://127.0.0.1:${SERVER_ADMIN_PORT}/ready`, 'mesh-server /ready', SERVER_READY_MS));
 
-    // Works around a known mesh-agent bug (test/e2e/xds-push-after-redirect.test.ts): the agent's
-    // xDS connection predates its rules, so conntrack picks the server's next push up mid-stream as
-    // a new inbound flow, redirects it to :15006, and the reset kills the stream: edits to
-    // examples/ would never reach the agents. With pickup off such segments reach the agent's socket.
-    // Remove this once the agent opens its xDS connection after installing its rules.
-    for (const host of MESH_HOSTS) {
-      const sysctl = await this.step(this.network.exec(host, ['sysctl', '-q', '-w', 'net.netfilter.nf_conntrack_tcp_loose=0'], { allowFailure: true }));
-      if (sysctl.exitCode !== 0) this.io.stderr(`warning: ${host.name}: cannot turn off conntrack mid-stream pickup (${sysctl.stderr.trim()}); config edits may not reach its agent`);
-    }
-
     const server = `${CONTROL_PLANE.ip}:${SECURE_XDS_PORT}`;
     // mesh-server has written its CA state by the time it is ready.
     const tls = agentTlsFor(tempDir, caDir, MESH_HOSTS.map((host) => host.node!));

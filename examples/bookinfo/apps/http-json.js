@@ -20,8 +20,7 @@ function propagatedHeaders(request) {
 function getJson(url, headers) {
   return new Promise((resolve, reject) => {
     // agent: false, a connection per call, as Bookinfo's apps make them (Python requests without a
-    // session). It also matters to the demo: mesh-agent applies the routes in force when a connection
-    // opens to all of its requests, so over kept-alive connections a weight edit would not show.
+    // session).
     const request = http.get(url, { headers, timeout: UPSTREAM_TIMEOUT_MS, agent: false }, (response) => {
       const chunks = [];
       response.on('data', (chunk) => chunks.push(chunk));
