@@ -123,23 +123,49 @@ async function main(): Promise<void> {
     }
   };
 
-  const connections = await Promise.all(Array.from({ length: options.connections }, () => new Promise<Connection>((resolve, reject) => {
-    const socket = net.connect({ host: options.host, port: options.port }, () => resolve(new Connection(socket, onResponse)));
-    socket.once('error', reject);
-  })));
-  for (const connection of connections) {
-    connection.socket.on('error', (error) => {
-      process.stderr.write(`open-loop: connection error: ${error.message}\n`);
-      process.exit(1);
+  /** Requests that died with their connection (the server closed it or it failed while they were in flight). */
+  let failed = 0;
+  const connections: Connection[] = [];
+  const open = (): Promise<Connection> =>
+    new Promise<Connection>((resolve, reject) => {
+      const socket = net.connect({ host: options.host, port: options.port }, () => {
+        socket.off('error', reject);
+        resolve(watch(new Connection(socket, onResponse)));
+      });
+      socket.once('error', reject);
     });
-    connection.socket.on('close', () => {
-      if (completed < total && incomplete === 0) {
-        process.stderr.write(`open-loop: the server closed a connection after ${completed} of ${total} responses\n`);
-        process.exit(1);
+  // A server may close a kept-alive connection at any time (nginx after keepalive_requests or
+  // keepalive_time, a proxy draining): like wrk, count the request in flight as failed, with its
+  // latency so far, and carry on over a new connection.
+  const watch = (connection: Connection): Connection => {
+    connections.push(connection);
+    connection.socket.on('error', () => undefined);
+    connection.socket.once('close', () => {
+      connections.splice(connections.indexOf(connection), 1);
+      const idleAt = idle.indexOf(connection);
+      if (idleAt !== -1) idle.splice(idleAt, 1);
+      if (completed >= total || stopped) return;
+      if (connection.due >= 0) {
+        failed++;
+        latenciesUs[completed++] = (performance.now() - connection.due) * 1000;
+        connection.due = -1;
+        if (completed === total) return finish();
       }
+      open().then(
+        (fresh) => {
+          if (queueHead < queue.length) dispatch(fresh, queue[queueHead++]!);
+          else idle.push(fresh);
+        },
+        (error: unknown) => {
+          process.stderr.write(`open-loop: cannot reconnect: ${error instanceof Error ? error.message : String(error)}\n`);
+          process.exit(1);
+        },
+      );
     });
-    idle.push(connection);
-  }
+    return connection;
+  };
+  let stopped = false;
+  for (const connection of await Promise.all(Array.from({ length: options.connections }, open))) idle.push(connection);
 
   const intervalMs = 1000 / options.rate;
   const start = performance.now();
@@ -169,13 +195,14 @@ async function main(): Promise<void> {
     finish();
   }, (options.seconds * 2 + 10) * 1000);
   await finished;
+  stopped = true;
   clearTimeout(deadline);
   const elapsedS = (performance.now() - start) / 1000;
-  for (const connection of connections) connection.socket.destroy();
+  for (const connection of [...connections]) connection.socket.destroy();
   const sorted = latenciesUs.subarray(0, completed).sort();
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
   process.stdout.write(JSON.stringify({
-    requests: completed - incomplete, incomplete, non2xx, seconds: elapsedS, achievedRate: (completed - incomplete) / elapsedS, maxQueue,
+    requests: completed - incomplete - failed, incomplete, failed, non2xx, seconds: elapsedS, achievedRate: (completed - incomplete - failed) / elapsedS, maxQueue,
     p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), maxUs: sorted[sorted.length - 1],
   }) + '\n');
 }
