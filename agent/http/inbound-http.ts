@@ -13,6 +13,7 @@ import type { HeaderValue } from '../routing/request-matchers';
 import type { HeaderBag } from './header-mutations';
 import { HttpConnectionServer, type DownstreamRequest, type DownstreamResponse, type HttpConnectionOptions, type HttpExchangeHandler } from './http-connection';
 import { CONNECT_FAILURE, CONNECTION_TERMINATION, UPSTREAM_TIMEOUT, type LocalReply } from './local-reply';
+import { destroyResponse, rawHead, writeRawResponse, writeTextResponse } from './raw-response';
 import { attemptUpstream, endToEnd, type AttemptOutcome } from './upstream-attempt';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool';
 
@@ -284,7 +285,7 @@ export class InboundHttp {
     });
     if (outcome.kind !== 'response') {
       const reply = localReplyOf(outcome);
-      return writeRawResponse(socket, reply.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reply.body) }, reply.body);
+      return writeTextResponse(socket, reply.status, {}, reply.body);
     }
     const response = outcome.response;
     if (!response.upgraded) {
@@ -354,29 +355,4 @@ function respond(outcome: AttemptOutcome, res: DownstreamResponse, log: Logger):
     if (!body.readableEnded && !res.writableEnded) destroyResponse(res);
   });
   body.pipe(res as NodeJS.WritableStream, { end: false });
-}
-
-/** Ends an exchange whose headers already went out: HTTP/1 closes the connection, HTTP/2 resets the stream. */
-function destroyResponse(res: DownstreamResponse): void {
-  if ('stream' in res) res.stream.close(2);
-  else res.destroy();
-}
-
-const STATUS_TEXT: Readonly<Record<number, string>> = { 101: 'Switching Protocols', 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
-
-function rawHead(status: number, headers: HeaderBag, close: boolean): string {
-  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
-    else head += `${name}: ${value}\r\n`;
-  }
-  if (close) head += 'connection: close\r\n';
-  return head + '\r\n';
-}
-
-function writeRawResponse(socket: Duplex, status: number, headers: HeaderBag, body: string): void {
-  if (socket.destroyed) return;
-  socket.end(rawHead(status, headers, true) + body);
 }

@@ -21,6 +21,7 @@ import {
   UPSTREAM_TIMEOUT,
   type LocalReply,
 } from './local-reply';
+import { destroyResponse, rawHead, writeTextResponse } from './raw-response';
 import { drawFault, FAULT_ABORT_BODY, grpcStatusForHttp, isGrpc } from './fault-injection';
 import { DEFAULT_REPLAY_LIMIT_BYTES, ReplayBuffer } from './replay-buffer';
 import { ClusterAdmission, type Admitted } from './request-admission';
@@ -472,16 +473,16 @@ export class OutboundHttp {
     if (!decision || !action) {
       status = NO_ROUTE.status;
       exchange.flags = NO_ROUTE.flag;
-      return writeRawResponse(socket, NO_ROUTE.status, {}, NO_ROUTE.body);
+      return writeTextResponse(socket, NO_ROUTE.status, {}, NO_ROUTE.body);
     }
     // Redirects and direct responses to an Upgrade end the exchange like any other response.
     if (action.kind === 'redirect') {
       status = action.status;
-      return writeRawResponse(socket, action.status, { location: action.location }, '');
+      return writeTextResponse(socket, action.status, { location: action.location }, '');
     }
     if (action.kind === 'direct') {
       status = action.status;
-      return writeRawResponse(socket, action.status, {}, action.body?.toString() ?? '');
+      return writeTextResponse(socket, action.status, {}, action.body?.toString() ?? '');
     }
     const weighted = action.kind === 'weighted' ? pickWeightedCluster(decision, Math.random()) : undefined;
     const cluster = weighted ? weighted.name : action.kind === 'cluster' ? action.cluster : '';
@@ -489,7 +490,7 @@ export class OutboundHttp {
     if ('reply' in destination) {
       status = destination.reply.status;
       exchange.flags = destination.reply.flag;
-      return writeRawResponse(socket, status, {}, destination.reply.body);
+      return writeTextResponse(socket, status, {}, destination.reply.body);
     }
     socket.once('close', () => destination.release?.());
     const headers = endToEnd(req.headers);
@@ -510,7 +511,7 @@ export class OutboundHttp {
       const reply = outcome.kind === 'connect-failure' ? CONNECT_FAILURE : outcome.kind === 'timeout' ? UPSTREAM_TIMEOUT : CONNECTION_TERMINATION;
       status = reply.status;
       exchange.flags = reply.flag;
-      return writeRawResponse(socket, reply.status, {}, reply.body);
+      return writeTextResponse(socket, reply.status, {}, reply.body);
     }
     const response = outcome.response;
     status = response.status;
@@ -621,6 +622,7 @@ function hashView(req: DownstreamRequest, sourceIp: string | undefined): { heade
 function terminated(flags: string, flag: string): string {
   return TERMINATION.test(flags) ? flags : addFlag(flags, flag);
 }
+
 const TERMINATION = /\b(DC|UC|UT)\b/;
 
 /** Envoy's outlier detection input for one attempt: its status, or the local-origin failure. */
@@ -645,6 +647,7 @@ function retryView(outcome: AttemptOutcome): RetryableOutcome {
       return TIMEOUT_VIEW;
   }
 }
+
 const CONNECT_FAILURE_VIEW: RetryableOutcome = { kind: 'connect-failure' };
 const TIMEOUT_VIEW: RetryableOutcome = { kind: 'timeout' };
 
@@ -680,29 +683,4 @@ function hasNoBody(req: DownstreamRequest): boolean {
   if ('stream' in req) return req.stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
-}
-
-/** Ends an exchange whose headers already went out: HTTP/1 closes the connection, HTTP/2 resets the stream. */
-function destroyResponse(res: DownstreamResponse): void {
-  if ('stream' in res) res.stream.close(2);
-  else res.destroy();
-}
-
-const STATUS_TEXT: Readonly<Record<number, string>> = { 101: 'Switching Protocols', 301: 'Moved Permanently', 302: 'Found', 303: 'See Other', 307: 'Temporary Redirect', 308: 'Permanent Redirect', 404: 'Not Found', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
-
-function rawHead(status: number, headers: HeaderBag, close: boolean): string {
-  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Status'}\r\n`;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) head += `${name}: ${v}\r\n`;
-    else head += `${name}: ${value}\r\n`;
-  }
-  if (close) head += 'connection: close\r\n';
-  return head + '\r\n';
-}
-
-function writeRawResponse(socket: Duplex, status: number, headers: HeaderBag, body: string): void {
-  if (socket.destroyed) return;
-  socket.end(rawHead(status, { ...headers, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) }, true) + body);
 }
