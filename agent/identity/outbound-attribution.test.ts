@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { silentLogger } from '../../lib/log';
 import { loadCaKeys, type CaKeys } from '../../server/ca/ca-keys';
 import { signCsr } from '../../server/ca/csr-signer';
+import type { Service } from '../../server/registry/service';
 import { endpoint, port, service } from '../../server/translate/testing';
 import { parseAgentConfig } from '../config/agent-config';
 import { request, startHttpApp, translatedView } from '../http/testing';
@@ -51,26 +52,36 @@ async function connectAndExchange(t: ExecutionContext, port: number): Promise<st
   return (await exchange(client, 'hello')).toString();
 }
 
-test('each connection tunnels as the workload its uid names, and a stranger uid as the node', async (t) => {
-  t.timeout(60_000);
+interface Rig {
+  /** The source principal of every tunnel stream host b accepted, in order. */
+  principals: Array<string | undefined>;
+  outboundPort: number;
+  pool: TunnelPool;
+  sources: WorkloadResolver;
+  /** What the uid lookup answers for the connection being accepted next. */
+  setSenderUid(uid: number): void;
+}
+
+/**
+ * Host b: a tunnel server in front of the app at `appPort`, recording each stream's principal.
+ * Host a: two workloads by uid (alpha 2001, beta 2002) and an outbound listener whose every
+ * connection was headed for the VIP of the service `serviceFor` describes.
+ */
+async function rig(t: ExecutionContext, appPort: number, serviceFor: (appPort: number) => Service): Promise<Rig> {
   const dir = mkdtempSync(path.join(tmpdir(), 'outbound-attribution-ca-'));
   t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
   const ca = await loadCaKeys({ trustDomain: TD, stateDir: dir });
-
-  // Host b: a tunnel server in front of an echo app, recording each stream's principal.
-  const echo = await startEcho(t, 'bye');
   const principals: Array<string | undefined> = [];
   const server = new TunnelServer({
     resolveInbound: (_destination, source) => {
       principals.push(source.principal);
-      return { host: '127.0.0.1', port: echo.port };
+      return { host: '127.0.0.1', port: appPort };
     },
     mtls: { credentials: await credentials(ca, [ECHO, NODE_B]), identities: () => [ECHO], defaultIdentity: () => NODE_B, trustDomain: TD },
   });
   t.teardown(() => server.close(100));
   const tunnelPort = (await server.listen(0, '127.0.0.1')).port;
-
-  // Host a: two workloads by uid; the pool's default (what a caller naming no source gets) is the node.
+  // The pool's default (what a caller naming no source gets) is the node.
   const config = parseAgentConfig({
     server: 'cp:15012',
     node: 'a',
@@ -83,72 +94,49 @@ test('each connection tunnels as the workload its uid names, and a stranger uid 
   t.teardown(() => pool.close(100));
   let senderUid = 0;
   const sources = new WorkloadResolver({ config, logger: silentLogger(), uidOf: () => senderUid });
-  const echoService = service('echo', {
-    addresses: [VIP.address],
-    ports: [port(VIP.port, 'TCP', 'tcp-echo')],
-    endpoints: [endpoint('127.0.0.1', { ports: { 'tcp-echo': echo.port }, node: 'b', serviceAccount: 'echo' })],
-  });
-  const table = new OutboundTable(translatedView([echoService]), { node: 'a', tunnelPort });
+  const table = new OutboundTable(translatedView([serviceFor(appPort)]), { node: 'a', tunnelPort });
   const outbound = new Outbound({ table: () => table, pool, logger: silentLogger(), originalDestination: () => VIP, sources });
   t.teardown(() => outbound.drain(100));
   const outboundPort = await outbound.listen(0, false);
+  return { principals, outboundPort, pool, sources, setSenderUid: (uid) => (senderUid = uid) };
+}
 
+test('each connection tunnels as the workload its uid names, and a stranger uid as the node', async (t) => {
+  t.timeout(60_000);
+  const echo = await startEcho(t, 'bye');
+  const r = await rig(t, echo.port, (appPort) =>
+    service('echo', {
+      addresses: [VIP.address],
+      ports: [port(VIP.port, 'TCP', 'tcp-echo')],
+      endpoints: [endpoint('127.0.0.1', { ports: { 'tcp-echo': appPort }, node: 'b', serviceAccount: 'echo' })],
+    }));
   // One at a time: the fake lookup answers for whichever connection is being accepted.
   for (const uid of [2001, 2002, 2001, 4242, 2002]) {
-    senderUid = uid;
-    t.is(await connectAndExchange(t, outboundPort), 'hellobye');
+    r.setSenderUid(uid);
+    t.is(await connectAndExchange(t, r.outboundPort), 'hellobye');
   }
-  t.deepEqual(principals, [ALPHA, BETA, ALPHA, NODE_A, BETA]);
-  t.like(sources.stats(), { alpha: 2, beta: 2, unknown: 1 });
+  t.deepEqual(r.principals, [ALPHA, BETA, ALPHA, NODE_A, BETA]);
+  t.like(r.sources.stats(), { alpha: 2, beta: 2, unknown: 1 });
   // One pooled session per source identity: the workloads never share one.
-  t.is(pool.stats().sessionsCreated, 3);
+  t.is(r.pool.stats().sessionsCreated, 3);
 });
 
 test('HTTP requests tunnel as the workload whose connection carried them; kept-alive upstream connections are never shared across workloads', async (t) => {
   t.timeout(60_000);
-  const dir = mkdtempSync(path.join(tmpdir(), 'outbound-attribution-ca-'));
-  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
-  const ca = await loadCaKeys({ trustDomain: TD, stateDir: dir });
   const app = await startHttpApp(t, 'web');
-  const principals: Array<string | undefined> = [];
-  const server = new TunnelServer({
-    resolveInbound: (_destination, source) => {
-      principals.push(source.principal);
-      return { host: '127.0.0.1', port: app.port };
-    },
-    mtls: { credentials: await credentials(ca, [ECHO, NODE_B]), identities: () => [ECHO], defaultIdentity: () => NODE_B, trustDomain: TD },
-  });
-  t.teardown(() => server.close(100));
-  const tunnelPort = (await server.listen(0, '127.0.0.1')).port;
-  const config = parseAgentConfig({
-    server: 'cp:15012',
-    node: 'a',
-    workloads: [{ name: 'alpha', serviceAccount: 'alpha', uid: 2001 }, { name: 'beta', serviceAccount: 'beta', uid: 2002 }],
-  }, 'agent.yaml');
-  const pool = new TunnelPool({
-    mtls: { credentials: await credentials(ca, [ALPHA, BETA, NODE_A]), expectedIdentities: () => [ECHO], defaultSource: () => NODE_A },
-    connectTimeoutMs: 20_000,
-  });
-  t.teardown(() => pool.close(100));
-  let senderUid = 0;
-  const sources = new WorkloadResolver({ config, logger: silentLogger(), uidOf: () => senderUid });
-  const web = service('web', {
-    addresses: [VIP.address],
-    ports: [port(VIP.port, 'HTTP', 'http')],
-    endpoints: [endpoint('127.0.0.1', { ports: { http: app.port }, node: 'b', serviceAccount: 'echo' })],
-  });
-  const table = new OutboundTable(translatedView([web]), { node: 'a', tunnelPort });
-  const outbound = new Outbound({ table: () => table, pool, logger: silentLogger(), originalDestination: () => VIP, sources });
-  t.teardown(() => outbound.drain(100));
-  const outboundPort = await outbound.listen(0, false);
-
+  const r = await rig(t, app.port, (appPort) =>
+    service('web', {
+      addresses: [VIP.address],
+      ports: [port(VIP.port, 'HTTP', 'http')],
+      endpoints: [endpoint('127.0.0.1', { ports: { http: appPort }, node: 'b', serviceAccount: 'echo' })],
+    }));
   // A new client connection per request (no client keep-alive), so each is attributed anew.
   for (const uid of [2001, 2002, 2001, 4242, 2002]) {
-    senderUid = uid;
-    t.is((await request(outboundPort, { authority: `web:${VIP.port}`, path: '/', agent: false })).status, 200);
+    r.setSenderUid(uid);
+    t.is((await request(r.outboundPort, { authority: `web:${VIP.port}`, path: '/', agent: false })).status, 200);
   }
   // The agent keeps upstream connections alive, so a workload's later request may reuse its own
   // stream; what must hold is that each workload's streams present its own identity, in order.
-  t.deepEqual([...new Set(principals)], [ALPHA, BETA, NODE_A]);
-  t.true(principals.length >= 3 && principals.length <= 5, JSON.stringify(principals));
+  t.deepEqual([...new Set(r.principals)], [ALPHA, BETA, NODE_A]);
+  t.true(r.principals.length >= 3 && r.principals.length <= 5, JSON.stringify(r.principals));
 });
