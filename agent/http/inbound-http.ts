@@ -13,6 +13,7 @@ import type { HeaderValue } from '../routing/request-matchers';
 import type { HeaderBag } from './header-mutations';
 import { HttpConnectionServer, type DownstreamRequest, type DownstreamResponse, type HttpConnectionOptions, type HttpExchangeHandler } from './http-connection';
 import { CONNECT_FAILURE, CONNECTION_TERMINATION, UPSTREAM_TIMEOUT, type LocalReply } from './local-reply';
+import { forwardResponse } from './forward-response';
 import { destroyResponse, rawHead, writeRawResponse, writeTextResponse } from './raw-response';
 import { attemptUpstream, endToEnd, type AttemptOutcome } from './upstream-attempt';
 import type { UpstreamPool, UpstreamTarget } from './upstream-pool';
@@ -327,32 +328,5 @@ function respond(outcome: AttemptOutcome, res: DownstreamResponse, log: Logger):
     res.end(reply.body);
     return;
   }
-  const response = outcome.response;
-  if (res.destroyed || res.writableEnded) {
-    response.abort();
-    return;
-  }
-  if (response.endedWithHeaders && 'stream' in res) {
-    // One HEADERS frame with END_STREAM, the shape gRPC clients read a trailers-only status in.
-    res.statusCode = response.status;
-    res.stream.respond({ ...(response.headers as http.OutgoingHttpHeaders), ':status': response.status }, { endStream: true });
-    return;
-  }
-  res.writeHead(response.status, response.headers as http.OutgoingHttpHeaders);
-  const body = response.body;
-  res.once('close', () => {
-    if (!body.readableEnded) response.abort();
-  });
-  body.on('error', () => destroyResponse(res));
-  const finish = (): void => {
-    const trailers = response.trailers();
-    if (trailers) res.addTrailers(trailers as http.OutgoingHttpHeaders);
-    res.end();
-  };
-  if (body.readableEnded) return finish();
-  body.once('end', finish);
-  body.once('close', () => {
-    if (!body.readableEnded && !res.writableEnded) destroyResponse(res);
-  });
-  body.pipe(res as NodeJS.WritableStream, { end: false });
+  forwardResponse(res, outcome.response, outcome.response.headers);
 }

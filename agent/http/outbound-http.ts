@@ -21,6 +21,7 @@ import {
   UPSTREAM_TIMEOUT,
   type LocalReply,
 } from './local-reply';
+import { forwardResponse } from './forward-response';
 import { destroyResponse, rawHead, writeTextResponse } from './raw-response';
 import { drawFault, FAULT_ABORT_BODY, grpcStatusForHttp, isGrpc } from './fault-injection';
 import { DEFAULT_REPLAY_LIMIT_BYTES, ReplayBuffer } from './replay-buffer';
@@ -412,49 +413,13 @@ export class OutboundHttp {
         break;
     }
     const response = outcome.response;
-    if (res.destroyed || res.writableEnded) {
-      response.abort();
-      return;
-    }
     const headers = response.headers;
     if (weighted) applyHeaderMutations(headers, weighted.responseHeaders);
     applyHeaderMutations(headers, decision.responseHeaders);
-    if (response.endedWithHeaders && 'stream' in res) {
-      // Kept as one HEADERS frame with END_STREAM: gRPC clients read a trailers-only status only in that shape.
-      res.statusCode = response.status;
-      res.stream.respond({ ...(headers as http.OutgoingHttpHeaders), ':status': response.status }, { endStream: true });
-      return;
-    }
-    res.writeHead(response.status, headers as http.OutgoingHttpHeaders);
-    const body = response.body;
-    res.once('close', () => {
-      // The client left before the whole response: stop reading it from upstream.
-      if (!body.readableEnded) {
-        exchange.flags = terminated(exchange.flags, 'DC');
-        response.abort();
-      }
+    forwardResponse(res, response, headers, {
+      clientGone: () => (exchange.flags = terminated(exchange.flags, 'DC')),
+      upstreamBroken: () => (exchange.flags = terminated(exchange.flags, response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC')),
     });
-    body.on('error', () => {
-      exchange.flags = terminated(exchange.flags, response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC');
-      destroyResponse(res);
-    });
-    const finish = (): void => {
-      const trailers = response.trailers();
-      if (trailers) res.addTrailers(trailers as http.OutgoingHttpHeaders);
-      res.end();
-    };
-    // An HTTP/2 response that ended with its headers (gRPC's trailers-only errors) may have
-    // emitted 'end' before this code ran.
-    if (body.readableEnded) return finish();
-    body.once('end', finish);
-    // An upstream that closes without finishing its response must not look finished downstream.
-    body.once('close', () => {
-      if (!body.readableEnded && !res.writableEnded) {
-        exchange.flags = terminated(exchange.flags, response.timedOut() ? UPSTREAM_TIMEOUT.flag : 'UC');
-        destroyResponse(res);
-      }
-    });
-    body.pipe(res as NodeJS.WritableStream, { end: false });
   }
 
   private async onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, context: OutboundHttpContext): Promise<void> {

@@ -81,32 +81,18 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
     }
     const options = { ...pool.http1Options(request.target, request.settings), method: request.method, path: request.path, headers, setHost: false };
     const upstream = http.request(options as http.RequestOptions);
-    let settled = false;
     let gotSocket = false;
-    let timedOut = false;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (outcome: AttemptOutcome): void => {
-      if (settled) return;
-      settled = true;
-      resolve(outcome);
-    };
-    if (request.timeoutMs !== undefined) {
-      const ms = request.timeoutMs;
-      timer = setTimeout(() => {
-        timedOut = true;
-        upstream.destroy(new Error(timeoutMessage(ms)));
-        settle({ kind: 'timeout', message: timeoutMessage(ms) });
-      }, ms);
-    }
+    const attempt = new AttemptSettlement(resolve, request.timeoutMs, (error) => upstream.destroy(error));
+    const settle = attempt.settle;
     upstream.once('socket', () => (gotSocket = true));
     upstream.on('error', (error) => {
-      if (timer) clearTimeout(timer);
+      attempt.clearTimer();
       if (error instanceof UpstreamConnectError || !gotSocket) settle({ kind: 'connect-failure', message: error.message });
       else settle({ kind: 'reset', message: error.message });
     });
     upstream.once('response', (incoming: http.IncomingMessage) => {
-      incoming.once('end', () => timer && clearTimeout(timer));
-      incoming.once('close', () => timer && clearTimeout(timer));
+      incoming.once('end', attempt.clearTimer);
+      incoming.once('close', attempt.clearTimer);
       settle({
         kind: 'response',
         response: {
@@ -115,13 +101,13 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
           body: incoming,
           endedWithHeaders: false,
           trailers: () => (Object.keys(incoming.trailers).length > 0 ? { ...incoming.trailers } : undefined),
-          timedOut: () => timedOut,
+          timedOut: () => attempt.timedOut,
           abort: () => upstream.destroy(),
         },
       });
     });
     upstream.once('upgrade', (incoming: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (timer) clearTimeout(timer);
+      attempt.clearTimer();
       const headers = endToEnd(incoming.headers);
       // The protocol switched to travels back to the client with the 101.
       if (incoming.headers.upgrade !== undefined) headers.upgrade = incoming.headers.upgrade;
@@ -160,26 +146,12 @@ async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promi
       resolve({ kind: 'connect-failure', message: (error as Error).message });
       return;
     }
-    let settled = false;
-    let timedOut = false;
     let trailers: HeaderBag | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const settle = (outcome: AttemptOutcome): void => {
-      if (settled) return;
-      settled = true;
-      resolve(outcome);
-    };
-    if (request.timeoutMs !== undefined) {
-      const ms = request.timeoutMs;
-      timer = setTimeout(() => {
-        timedOut = true;
-        stream.destroy(new Error(timeoutMessage(ms)));
-        settle({ kind: 'timeout', message: timeoutMessage(ms) });
-      }, ms);
-    }
+    const attempt = new AttemptSettlement(resolve, request.timeoutMs, (error) => stream.destroy(error));
+    const settle = attempt.settle;
     stream.on('error', (error) => settle({ kind: 'reset', message: error.message, refusedStream: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM }));
     stream.once('close', () => {
-      if (timer) clearTimeout(timer);
+      attempt.clearTimer();
       const code = stream.rstCode ?? 0;
       settle({ kind: 'reset', message: `upstream stream closed before a response (code ${code})`, refusedStream: code === http2.constants.NGHTTP2_REFUSED_STREAM });
     });
@@ -194,11 +166,41 @@ async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promi
           // endAfterHeaders is set only after this event; the frame's flags say it now.
           endedWithHeaders: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
           trailers: () => trailers,
-          timedOut: () => timedOut,
+          timedOut: () => attempt.timedOut,
           abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
         },
       });
     });
     request.body.pipe(stream);
   });
+}
+
+/**
+ * The one outcome of an attempt (the first to arrive wins) and its timeout, which destroys the
+ * upstream exchange and settles as a timeout. Shared by the HTTP/1 and HTTP/2 attempts.
+ */
+class AttemptSettlement {
+  timedOut = false;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly resolve: (outcome: AttemptOutcome) => void, timeoutMs: number | undefined, destroy: (error: Error) => void) {
+    if (timeoutMs === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      const message = timeoutMessage(timeoutMs);
+      destroy(new Error(message));
+      this.settle({ kind: 'timeout', message });
+    }, timeoutMs);
+  }
+
+  readonly settle = (outcome: AttemptOutcome): void => {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(outcome);
+  };
+
+  readonly clearTimer = (): void => {
+    if (this.timer) clearTimeout(this.timer);
+  };
 }
