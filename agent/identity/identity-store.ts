@@ -1,8 +1,9 @@
 // Certificates, keys and the trust bundle on disk under the agent's stateDir (/var/lib/mesh/identity),
 // mode 0600, so a restart while mesh-server is down still has valid credentials (static stability).
-import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../lib/atomic-file';
 import type { IssuedCertificate } from './ca-client';
 
 export const IDENTITY_DIR = 'identity';
@@ -16,18 +17,6 @@ interface StoredMeta {
 
 export interface StoredCertificate extends IssuedCertificate {
   receivedAt: Date;
-}
-
-async function writePrivate(file: string, content: string): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await fs.open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
 }
 
 /** A file-name-safe key for an identity: the SPIFFE path with '/' turned into '_'. */
@@ -48,11 +37,11 @@ export class IdentityStore {
     const base = path.join(this.dir, slug(cert.spiffeId));
     // Key before certificate: a crash in between leaves an old certificate with a new key, which load
     // refuses as a mismatch, never a new certificate whose key is missing.
-    await writePrivate(`${base}.key.pem`, cert.privateKeyPem);
-    await writePrivate(`${base}.cert.pem`, cert.certificateChainPem);
-    await writePrivate(`${base}.bundle.pem`, cert.trustBundlePem);
+    await writeFileAtomic(`${base}.key.pem`, cert.privateKeyPem, 0o600);
+    await writeFileAtomic(`${base}.cert.pem`, cert.certificateChainPem, 0o600);
+    await writeFileAtomic(`${base}.bundle.pem`, cert.trustBundlePem, 0o600);
     const meta: StoredMeta = { spiffeId: cert.spiffeId, receivedAt: cert.receivedAt.toISOString(), notAfter: cert.notAfter.toISOString() };
-    await writePrivate(`${base}.json`, JSON.stringify(meta));
+    await writeFileAtomic(`${base}.json`, JSON.stringify(meta), 0o600);
   }
 
   /** The stored certificate for `spiffeId`, or undefined when there is none or it is unusable (with why). */

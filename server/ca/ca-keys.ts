@@ -4,7 +4,8 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, ty
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CaError } from './ca-error';
-import { ensurePrivateDir, exists, writeAtomic } from './state-files';
+import { writeFileAtomic } from '../../lib/atomic-file';
+import { ensurePrivateDir, exists } from './state-files';
 import { oid, TAG, tlv } from './der';
 import { ECDSA_P256, subtle, x509, type CryptoKeyPair } from '../../lib/ca/x509';
 
@@ -208,8 +209,8 @@ async function loadOrGenerateRoot(stateDir: string, trustDomain: string, now: Da
   await ensurePrivateDir(stateDir);
   const generated = await generateRoot(trustDomain, now);
   // Key first: a crash between the two writes leaves a key without certificate, which is refused above.
-  await writeAtomic(keyFile, generated.keyPem, 0o600);
-  await writeAtomic(certFile, generated.certPem, 0o644);
+  await writeFileAtomic(keyFile, generated.keyPem, 0o600);
+  await writeFileAtomic(certFile, generated.certPem, 0o644);
   return { ...generated, generated: true };
 }
 

@@ -8,7 +8,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CaError } from './ca-error';
-import { ensurePrivateDir, exists, writeAtomic } from './state-files';
+import { writeFileAtomic } from '../../lib/atomic-file';
+import { ensurePrivateDir, exists } from './state-files';
 
 export const JOIN_SECRET_FILE = 'join-token.key';
 export const DEFAULT_JOIN_TOKEN_TTL_MS = 3600 * 1000;
@@ -63,7 +64,7 @@ export async function loadOrCreateJoinSecret(stateDir: string): Promise<Buffer> 
   }
   await ensurePrivateDir(stateDir);
   const secret = randomBytes(SECRET_BYTES);
-  await writeAtomic(file, secret, 0o600);
+  await writeFileAtomic(file, secret, 0o600);
   return secret;
 }
 

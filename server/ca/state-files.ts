@@ -1,20 +1,6 @@
-// Files the CA keeps in its state dir (generated root key, join-token secret): written atomically,
-// readable by the server's user only.
-import { randomBytes } from 'node:crypto';
+// The CA's state dir (generated root key, join-token secret), readable by the server's user only;
+// its files are written with lib/atomic-file.
 import { promises as fs } from 'node:fs';
-
-/** Writes via a temporary file and rename so a crash never leaves a truncated key or certificate. */
-export async function writeAtomic(file: string, content: string | Uint8Array, mode: number): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await fs.open(temp, 'wx', mode);
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
-}
 
 export async function exists(file: string): Promise<boolean> {
   try {
