@@ -13,6 +13,7 @@ import { generateConfig, PORT, serviceEntry, workloadEntry, writeAtomically } fr
 import { REPO_ROOT as ROOT, startMeshServer, stopMeshServer, type MeshServerProcess as ServerProcess } from './support/mesh-server-process';
 import { sampleProcess as sampleServer } from './support/process-sample';
 import { ALL_TYPES, checkSyncz, createClient, discoverNames, mapLimited, sleep, waitFor, type SimClient } from './support/simulated-agents';
+import { integerOption } from './support/integer-option';
 
 
 interface Settings {
@@ -49,21 +50,15 @@ function readSettings(): Settings {
     strict: true,
   });
   const quick = values.quick === true;
-  const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${raw}`);
-    return n;
-  };
-  const services = int('services', values.services, quick ? 100 : 1000, 10, 100_000);
+  const services = integerOption('services', values.services, quick ? 100 : 1000, 10, 100_000);
   return {
     services,
-    endpoints: int('endpoints', values.endpoints, quick ? 1000 : 10_000, services, 1_000_000),
-    clients: int('clients', values.clients, quick ? 20 : 100, 1, 10_000),
-    rounds: int('rounds', values.rounds, quick ? 2 : 5, 1, 100),
-    debounceMs: int('debounce-ms', values['debounce-ms'], 100, 0, 60_000),
-    roundTimeoutMs: int('round-timeout-ms', values['round-timeout-ms'], 60_000, 1000, 600_000),
-    syncTimeoutMs: int('sync-timeout-ms', values['sync-timeout-ms'], 120_000, 1000, 600_000),
+    endpoints: integerOption('endpoints', values.endpoints, quick ? 1000 : 10_000, services, 1_000_000),
+    clients: integerOption('clients', values.clients, quick ? 20 : 100, 1, 10_000),
+    rounds: integerOption('rounds', values.rounds, quick ? 2 : 5, 1, 100),
+    debounceMs: integerOption('debounce-ms', values['debounce-ms'], 100, 0, 60_000),
+    roundTimeoutMs: integerOption('round-timeout-ms', values['round-timeout-ms'], 60_000, 1000, 600_000),
+    syncTimeoutMs: integerOption('sync-timeout-ms', values['sync-timeout-ms'], 120_000, 1000, 600_000),
     quick,
     sameFile: values['same-file'] === true,
     cpuProfDir: values['cpu-prof-dir'] === undefined ? undefined : path.resolve(values['cpu-prof-dir']),

@@ -10,6 +10,7 @@ import { runCaIssuance, type CaResult, type CaSettings } from './ca/ca-issuance'
 import { runFleet, type FleetResult, type FleetSettings } from './control-plane/fleet';
 import { PATH_TITLES, runDataPlane, type DataPlaneResult, type DataPlaneSettings, type PathName } from './data-plane/data-plane';
 import { figures, type Figure } from './targets';
+import { integerOption } from './support/integer-option';
 
 export interface BenchSettings {
   quick: boolean;
@@ -46,20 +47,14 @@ export function readSettings(argv: readonly string[]): BenchSettings {
     strict: true,
   });
   const quick = values.quick === true;
-  const int = (name: string, raw: string | undefined, fallback: number, min: number, max: number): number => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${raw}`);
-    return n;
-  };
-  const services = int('services', values.services, quick ? 100 : 1000, 1, 100_000);
-  const endpoints = int('endpoints', values.endpoints, quick ? 1000 : 10_000, services, 1_000_000);
+  const services = integerOption('services', values.services, quick ? 100 : 1000, 1, 100_000);
+  const endpoints = integerOption('endpoints', values.endpoints, quick ? 1000 : 10_000, services, 1_000_000);
   return {
     quick,
     dataPlane: {
       services, endpoints,
       unloadedSeconds: quick ? 1 : 5,
-      openLoopSeconds: int('open-loop-seconds', values['open-loop-seconds'], quick ? 2 : 60, 1, 600),
+      openLoopSeconds: integerOption('open-loop-seconds', values['open-loop-seconds'], quick ? 2 : 60, 1, 600),
       openLoopRate: 1000,
       openLoopConnections: 16,
       saturationSeconds: quick ? 2 : 8,
@@ -68,7 +63,7 @@ export function readSettings(argv: readonly string[]): BenchSettings {
     },
     fleet: {
       // The issue's fleet is 1000; the default is what fits the 10-minute budget today (README, Benchmarks).
-      clients: int('clients', values.clients, quick ? 10 : 100, 1, 10_000),
+      clients: integerOption('clients', values.clients, quick ? 10 : 100, 1, 10_000),
       services, endpoints,
       rounds: quick ? 1 : 2,
       debounceMs: 100,
