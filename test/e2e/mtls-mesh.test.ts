@@ -2,30 +2,19 @@
 // bootstrap with join tokens from meshctl's code path, TCP through the mTLS tunnel, a tunnel port that
 // refuses anyone without a mesh certificate, and an agent restarted while the server is down.
 import test from 'ava';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { stat, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { JoinTokens, JOIN_SECRET_FILE } from '../../server/ca/join-token';
-import { GENERATED_ROOT_CERT_FILE } from '../../server/ca/ca-keys';
 import { requireNetns } from '../netns/guard';
+import { meshCa } from './mesh-ca';
 import { meshPerFile } from './mesh-hosts';
 import { TCP_ECHO_APP, tcpExchange } from './tcp-apps';
 
 const netnsTest = requireNetns(['iptables', 'iptables-save', 'curl'], { serial: true });
 
 const ECHO_PORT = 7000;
-const SECURE_PORT = 15012;
 type Host = 'cp' | 'a' | 'b';
 
-// The server's CA state (root key, join secret) and a world-readable copy of the root for the agents.
-const caStateDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-ca-'));
-const publicDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-ca-public-'));
-chmodSync(publicDir, 0o755);
-test.after.always('remove the CA directories', () => {
-  rmSync(caStateDir, { recursive: true, force: true });
-  rmSync(publicDir, { recursive: true, force: true });
-});
+const ca = meshCa();
 
 function meshConfig(aIp: string, bIp: string): string {
   return `apiVersion: networking.istio.io/v1
@@ -64,18 +53,13 @@ const mesh = meshPerFile<Host>({
   hosts: ['cp', 'a', 'b'],
   server: 'cp',
   agents: ['a', 'b'],
-  serverArgs: ['--secure-xds-address', `0.0.0.0:${SECURE_PORT}`, '--ca-state-dir', caStateDir],
+  serverArgs: [...ca.serverArgs],
   config: (hosts) => ({ 'mesh.yaml': meshConfig(hosts.a.ip, hosts.b.ip) }),
   apps: () => [{ host: 'b', name: 'echo', source: TCP_ECHO_APP, args: [String(ECHO_PORT), 'echo-b'] }],
   // Called once mesh-server runs: its CA has written the root and the join secret by then.
   agentConfig: (host, hosts) => {
-    const caFile = path.join(publicDir, 'root.pem');
-    copyFileSync(path.join(caStateDir, GENERATED_ROOT_CERT_FILE), caFile);
-    chmodSync(caFile, 0o644);
-    const token = new JoinTokens(readFileSync(path.join(caStateDir, JOIN_SECRET_FILE))).issue(host, { ttlMs: 10 * 60_000 });
     return {
-      server: `${hosts.cp.ip}:${SECURE_PORT}`,
-      tls: { caFile, joinToken: token },
+      ...ca.join(host, hosts.cp.ip),
       workloads: host === 'b' ? [{ name: 'echo', serviceAccount: 'echo', ports: { 'tcp-echo': ECHO_PORT } }] : [{ name: 'client', serviceAccount: 'client' }],
     };
   },

@@ -2,15 +2,12 @@
 // identities from the CA: STRICT against PERMISSIVE for a plaintext client outside the mesh, ALLOW
 // by source principal on TCP, and DENY, path and method rules on HTTP, with the agent's counters.
 import test from 'ava';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { GENERATED_ROOT_CERT_FILE } from '../../server/ca/ca-keys';
-import { JoinTokens, JOIN_SECRET_FILE } from '../../server/ca/join-token';
 import { requireNetns } from '../netns/guard';
 import { eventually } from '../support/eventually';
 import type { TestHost } from '../netns/test-network';
 import { HTTP_APP } from './http-apps';
+import { meshCa } from './mesh-ca';
 import { meshPerFile } from './mesh-hosts';
 import { TCP_CLIENT, TCP_ECHO_APP, tcpExchange } from './tcp-apps';
 
@@ -18,7 +15,6 @@ const netnsTest = requireNetns(['iptables', 'iptables-save', 'curl'], { serial: 
 
 type Host = 'cp' | 'a' | 'b' | 'c' | 'x';
 
-const SECURE_PORT = 15012;
 /** TCP workloads on b: STRICT, PERMISSIVE (the default), and one only the frontend may call. */
 const STRICT_PORT = 7100;
 const OPEN_PORT = 7200;
@@ -27,13 +23,7 @@ const API_PORT = 8080;
 const FRONTEND = 'spiffe://cluster.local/ns/default/sa/frontend';
 const OTHER = 'spiffe://cluster.local/ns/default/sa/other';
 
-const caStateDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-ca-'));
-const publicDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-ca-public-'));
-chmodSync(publicDir, 0o755);
-test.after.always('remove the CA directories', () => {
-  rmSync(caStateDir, { recursive: true, force: true });
-  rmSync(publicDir, { recursive: true, force: true });
-});
+const ca = meshCa();
 
 const apiVip = (hosts: Readonly<Record<Host, TestHost>>): string => hosts.a.ip.replace(/\.\d+$/, '.210');
 
@@ -122,7 +112,7 @@ const mesh = meshPerFile<Host>({
   server: 'cp',
   // x is outside the mesh: no agent, no certificate, plaintext only.
   agents: ['a', 'b', 'c'],
-  serverArgs: ['--secure-xds-address', `0.0.0.0:${SECURE_PORT}`, '--ca-state-dir', caStateDir],
+  serverArgs: [...ca.serverArgs],
   config: (hosts) => ({ 'mesh.yaml': meshConfig(hosts) }),
   apps: () => [
     { host: 'b', name: 'strict', source: TCP_ECHO_APP, args: [String(STRICT_PORT), 'strict'] },
@@ -132,11 +122,7 @@ const mesh = meshPerFile<Host>({
   ],
   // Called once mesh-server runs: its CA has written the root and the join secret by then.
   agentConfig: (host, hosts) => {
-    const caFile = path.join(publicDir, 'root.pem');
-    copyFileSync(path.join(caStateDir, GENERATED_ROOT_CERT_FILE), caFile);
-    chmodSync(caFile, 0o644);
-    const token = new JoinTokens(readFileSync(path.join(caStateDir, JOIN_SECRET_FILE))).issue(host, { ttlMs: 10 * 60_000 });
-    return { server: `${hosts.cp.ip}:${SECURE_PORT}`, tls: { caFile, joinToken: token }, workloads: [WORKLOADS[host]!] };
+    return { ...ca.join(host, hosts.cp.ip), workloads: [WORKLOADS[host]!] };
   },
 });
 

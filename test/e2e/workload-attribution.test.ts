@@ -3,20 +3,15 @@
 // stream's principal), are logged and counted under its name, and a process of no workload's uid
 // presents the node's identity, never a workload's.
 import test from 'ava';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { JoinTokens, JOIN_SECRET_FILE } from '../../server/ca/join-token';
-import { GENERATED_ROOT_CERT_FILE } from '../../server/ca/ca-keys';
 import { requireNetns } from '../netns/guard';
 import { eventually } from '../support/eventually';
+import { meshCa } from './mesh-ca';
 import { meshPerFile, type MeshHosts } from './mesh-hosts';
 import { TCP_CLIENT, TCP_ECHO_APP } from './tcp-apps';
 
 const netnsTest = requireNetns(['iptables', 'iptables-save', 'setpriv', 'curl'], { serial: true });
 
 const ECHO_PORT = 7000;
-const SECURE_PORT = 15012;
 /** The two workloads' uids on host a, and a uid that belongs to no workload. */
 const ALPHA_UID = 2001;
 const BETA_UID = 2002;
@@ -26,13 +21,7 @@ const BETA_ID = 'spiffe://cluster.local/ns/default/sa/beta';
 const NODE_A_ID = 'spiffe://cluster.local/node/a';
 type Host = 'cp' | 'a' | 'b';
 
-const caStateDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-uid-ca-'));
-const publicDir = mkdtempSync(path.join(tmpdir(), 'mesh-e2e-uid-ca-public-'));
-chmodSync(publicDir, 0o755);
-test.after.always('remove the CA directories', () => {
-  rmSync(caStateDir, { recursive: true, force: true });
-  rmSync(publicDir, { recursive: true, force: true });
-});
+const ca = meshCa();
 
 /** echo on b; alpha and beta placed on a, so the CA signs their identities for a's agent. */
 function meshConfig(aIp: string, bIp: string): string {
@@ -64,18 +53,13 @@ const mesh = meshPerFile<Host>({
   hosts: ['cp', 'a', 'b'],
   server: 'cp',
   agents: ['a', 'b'],
-  serverArgs: ['--secure-xds-address', `0.0.0.0:${SECURE_PORT}`, '--ca-state-dir', caStateDir],
+  serverArgs: [...ca.serverArgs],
   config: (hosts) => ({ 'mesh.yaml': meshConfig(hosts.a.ip, hosts.b.ip) }),
   apps: () => [{ host: 'b', name: 'echo', source: TCP_ECHO_APP, args: [String(ECHO_PORT), 'echo-b'] }],
   // Called once mesh-server runs: its CA has written the root and the join secret by then.
   agentConfig: (host, hosts) => {
-    const caFile = path.join(publicDir, 'root.pem');
-    copyFileSync(path.join(caStateDir, GENERATED_ROOT_CERT_FILE), caFile);
-    chmodSync(caFile, 0o644);
-    const token = new JoinTokens(readFileSync(path.join(caStateDir, JOIN_SECRET_FILE))).issue(host, { ttlMs: 10 * 60_000 });
     return {
-      server: `${hosts.cp.ip}:${SECURE_PORT}`,
-      tls: { caFile, joinToken: token },
+      ...ca.join(host, hosts.cp.ip),
       workloads: host === 'b'
         ? [{ name: 'echo', serviceAccount: 'echo', ports: { 'tcp-echo': ECHO_PORT } }]
         : [{ name: 'alpha', serviceAccount: 'alpha', uid: ALPHA_UID }, { name: 'beta', serviceAccount: 'beta', uid: BETA_UID }],
