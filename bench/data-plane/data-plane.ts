@@ -2,10 +2,12 @@
 // hosts (direct, nginx reverse proxy, one agent hop, the full mesh path), unloaded, at a fixed
 // open-loop rate and at saturation, with the agents' CPU and memory read from /proc.
 import type { ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { GENERATED_ROOT_CERT_FILE } from '../../server/ca/ca-keys';
+import { JoinTokens, JOIN_SECRET_FILE } from '../../server/ca/join-token';
 import { createTestNetwork, type TestNetwork } from '../../test/netns/test-network';
 import { generateConfig } from '../support/generated-mesh-config';
 import { programArgs, REPO_ROOT } from '../support/mesh-server-process';
@@ -69,7 +71,8 @@ const AGENT_UID = 1337;
 const APP_PORT = 8080;
 const APP_DIRECT_PORT = 8081;
 const NGINX_PORT = 8090;
-const XDS_PORT = 15010;
+/** mesh-server's xDS + CA port over TLS: the agents join with a token, as in production. */
+const SECURE_XDS_PORT = 15012;
 
 interface Pinning {
   load: string | undefined;
@@ -159,10 +162,13 @@ spec:
 }
 
 /** The agent's own config: the direct port and nginx's port stay outside inbound capture. */
-function agentYaml(server: string, node: Host, stateDir: string): string {
+function agentYaml(server: string, node: Host, stateDir: string, tls: { caFile: string; joinToken: string }): string {
   return `server: ${server}
 node: ${node}
 stateDir: ${stateDir}
+tls:
+  caFile: ${tls.caFile}
+  joinToken: ${tls.joinToken}
 redirect:
   backend: iptables
   excludeInboundPorts: [${APP_DIRECT_PORT}, ${NGINX_PORT}]
@@ -191,11 +197,14 @@ export async function runDataPlane(settings: DataPlaneSettings, log: (line: stri
     const { cp, a, b } = net.hosts;
     const node = process.execPath;
 
-    // Control plane with the large config plus the benchmark's own service.
+    // Control plane with the large config plus the benchmark's own service; its CA gives the agents
+    // their workload certificates, so the mesh path runs over the mTLS tunnel as in production.
+    const caStateDir = path.join(work, 'ca-state');
+    await mkdir(caStateDir, { mode: 0o700 });
     const configDir = generateConfig({ services: settings.services, endpoints: settings.endpoints, clients: settings.services }).dir;
     await writeFile(path.join(configDir, 'bench-app.yaml'), benchServiceConfig(b.ip));
     const server = net.spawn('cp', [node, ...programArgs('server').args,
-      '--config-dir', configDir, '--xds-address', `0.0.0.0:${XDS_PORT}`, '--admin-address', '127.0.0.1:15014', '--debounce-ms', '20', '--log-level', 'info',
+      '--config-dir', configDir, '--secure-xds-address', `0.0.0.0:${SECURE_XDS_PORT}`, '--ca-state-dir', caStateDir, '--admin-address', '127.0.0.1:15014', '--debounce-ms', '20', '--log-level', 'info',
     ], { cwd: REPO_ROOT });
     const serverLog = new LineWatcher(server);
     try {
@@ -212,14 +221,19 @@ export async function runDataPlane(settings: DataPlaneSettings, log: (line: stri
     new LineWatcher(proxy);
     const nginxWorkers = await waitForNginx(proxy, work, 'proxy', settings.startTimeoutMs);
 
-    // Agents as their systemd unit runs them: own uid, only CAP_NET_ADMIN, redirection installed.
+    // Agents as their systemd unit runs them: own uid, only CAP_NET_ADMIN, redirection installed,
+    // joining the CA with a token. The CA's state is root-only; the agents get a readable root copy.
+    const rootFile = path.join(work, 'root.pem');
+    await copyFile(path.join(caStateDir, GENERATED_ROOT_CERT_FILE), rootFile);
+    await chmod(rootFile, 0o644);
+    const joinTokens = new JoinTokens(await readFile(path.join(caStateDir, JOIN_SECRET_FILE)));
     const agentProgram = programArgs('agent');
     const startAgent = async (host: Host): Promise<ChildProcess> => {
       const stateDir = path.join(work, `agent-${host}`);
       await mkdir(stateDir);
       await chown(stateDir, AGENT_UID, AGENT_UID);
       const configFile = path.join(work, `agent-${host}.yaml`);
-      await writeFile(configFile, agentYaml(`${cp.ip}:${XDS_PORT}`, host, stateDir));
+      await writeFile(configFile, agentYaml(`${cp.ip}:${SECURE_XDS_PORT}`, host, stateDir, { caFile: rootFile, joinToken: joinTokens.issue(host, { ttlMs: 10 * 60_000 }) }));
       const asAgent = ['setpriv', `--reuid=${AGENT_UID}`, `--regid=${AGENT_UID}`, '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin'];
       const child = net.spawn(host, pinned(pinning.proxy, [...asAgent, node, ...agentProgram.args, '--config', configFile, '--drain-ms', '500', '--log-level', 'info']), { cwd: REPO_ROOT });
       await new LineWatcher(child).waitFor(`agent ${host} ready`, (line) => line.includes('"mesh-agent ready"'), settings.startTimeoutMs);
