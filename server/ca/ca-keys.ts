@@ -188,11 +188,31 @@ async function generateRoot(trustDomain: string, now: Date): Promise<{ certPem: 
   return { certPem: cert.toString('pem') + '\n', keyPem };
 }
 
-/** A positive 128-bit serial in hex; the top bit is cleared so DER never needs a sign byte. */
-export function randomSerial(): string {
-  const bytes = randomBytes(16);
+const SERIAL_BYTES = 16;
+/** Serials are cut from a batch of CSPRNG output: one call into OpenSSL per 256 leaves, not per leaf. */
+const SERIALS_PER_BATCH = 256;
+let serialBatch = Buffer.alloc(0);
+let serialOffset = 0;
+
+/**
+ * A positive 128-bit serial (CA/B Forum: at least 64 random bits); the top bit is cleared so DER
+ * never needs a sign byte, and the low bit of the first byte set so it never starts with a zero byte.
+ */
+export function randomSerialBytes(): Buffer {
+  if (serialOffset + SERIAL_BYTES > serialBatch.length) {
+    // A fresh batch each time: serials handed out earlier are views of the old one and must not change.
+    serialBatch = randomBytes(SERIAL_BYTES * SERIALS_PER_BATCH);
+    serialOffset = 0;
+  }
+  const bytes = serialBatch.subarray(serialOffset, serialOffset + SERIAL_BYTES);
+  serialOffset += SERIAL_BYTES;
   bytes[0] = (bytes[0]! & 0x7f) | 0x01;
-  return bytes.toString('hex');
+  return bytes;
+}
+
+/** randomSerialBytes in hex. */
+export function randomSerial(): string {
+  return randomSerialBytes().toString('hex');
 }
 
 async function loadOrGenerateRoot(stateDir: string, trustDomain: string, now: Date): Promise<{ certPem: string; keyPem: string; generated: boolean }> {

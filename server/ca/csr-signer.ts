@@ -3,7 +3,7 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
 import { CaError, type CaErrorCode } from './ca-error';
-import { randomSerial, type CaKeys } from './ca-keys';
+import { randomSerialBytes, type CaKeys } from './ca-keys';
 import { children, content, DerError, expect, oid, readTlv, TAG, time, tlv, whole, type Tlv } from './der';
 import { parseNodeId, parseWorkloadId } from '../../lib/ca/spiffe';
 
@@ -98,7 +98,7 @@ function parseCsr(der: Uint8Array): ParsedCsr {
   if (info.tag !== TAG.sequence || algorithm.tag !== TAG.sequence || signature.tag !== TAG.bitString) throw new DerError('request: wrong element types');
   const [version, subject, spki, attributes, ...more] = children(der, info);
   if (!version || !subject || !spki || !attributes || more.length > 0) throw new DerError('request info: expected four elements');
-  if (version.tag !== TAG.integer || !same(content(der, version), Buffer.from([0]))) throw new DerError('request info: version must be 0');
+  if (version.tag !== TAG.integer || version.end - version.contentStart !== 1 || der[version.contentStart] !== 0) throw new DerError('request info: version must be 0');
   if (subject.tag !== TAG.sequence || spki.tag !== TAG.sequence || attributes.tag !== TAG.context0) throw new DerError('request info: wrong element types');
 
   const [keyAlgorithm, publicKey, ...spkiRest] = children(der, spki);
@@ -212,25 +212,36 @@ function requireSpiffeSan(csr: ParsedCsr, trustDomain: string): string {
 
 /** What every leaf of one CA shares, encoded once. */
 interface IssuerTemplate {
-  issuerName: Uint8Array;
+  /** signature AlgorithmIdentifier and issuer Name, adjacent in every TBSCertificate. */
+  algorithmAndIssuer: Buffer;
   notAfterMs: number;
   fixedExtensions: Buffer;
+  /** The last validity encoded: leaves issued within the same second share it. */
+  validity: { notBeforeMs: number; notAfterMs: number; encoded: Buffer } | undefined;
 }
 
 const templates = new WeakMap<CaKeys, IssuerTemplate>();
 const TRUE = tlv(TAG.boolean, Buffer.from([0xff]));
 const VERSION_3 = tlv(TAG.context0, tlv(TAG.integer, Buffer.from([2])));
 const EMPTY_NAME = tlv(TAG.sequence);
+const SAN_OID = oid('2.5.29.17');
+/** The leading byte of a BIT STRING whose bits fill whole bytes (zero unused bits). */
+const BIT_STRING_WHOLE_BYTES = Buffer.from([0]);
+const SKI_OID = oid('2.5.29.14');
 
 function extension(id: string, critical: boolean, value: Buffer): Buffer {
   return critical ? tlv(TAG.sequence, oid(id), TRUE, tlv(TAG.octetString, value)) : tlv(TAG.sequence, oid(id), tlv(TAG.octetString, value));
 }
 
-/** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
-function keyIdentifier(spki: Uint8Array): Buffer {
+/** The subjectPublicKey bits of a SubjectPublicKeyInfo (for an EC key, the point). */
+function subjectPublicKeyBits(spki: Uint8Array): Uint8Array {
   const outer = expect(spki, 0, spki.length, TAG.sequence, 'key');
-  const publicKey = children(spki, outer)[1]!;
-  return createHash('sha1').update(bitStringContent(spki, publicKey, 'key')).digest();
+  return bitStringContent(spki, children(spki, outer)[1]!, 'key');
+}
+
+/** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
+function keyIdentifier(publicKeyBits: Uint8Array): Buffer {
+  return createHash('sha1').update(publicKeyBits).digest();
 }
 
 function issuerTemplate(keys: CaKeys): IssuerTemplate {
@@ -244,7 +255,7 @@ function issuerTemplate(keys: CaKeys): IssuerTemplate {
   const ski = keys.signingCertificate.getExtension('2.5.29.14');
   const authorityKeyId = ski
     ? Buffer.from(content(new Uint8Array(ski.value), readTlv(new Uint8Array(ski.value), 0, ski.value.byteLength)))
-    : keyIdentifier(new Uint8Array(keys.signingCertificate.publicKey.rawData));
+    : keyIdentifier(subjectPublicKeyBits(new Uint8Array(keys.signingCertificate.publicKey.rawData)));
   const fixedExtensions = Buffer.concat([
     extension('2.5.29.19', true, tlv(TAG.sequence)),
     // digitalSignature (bit 0) and keyEncipherment (bit 2): one byte 1010 0000 with 5 unused bits.
@@ -252,13 +263,21 @@ function issuerTemplate(keys: CaKeys): IssuerTemplate {
     extension('2.5.29.37', false, tlv(TAG.sequence, oid('1.3.6.1.5.5.7.3.1'), oid('1.3.6.1.5.5.7.3.2'))),
     extension('2.5.29.35', false, tlv(TAG.sequence, tlv(0x80, authorityKeyId))),
   ]);
-  template = { issuerName: whole(cert, subject), notAfterMs: keys.signingCertificate.notAfter.getTime(), fixedExtensions };
+  template = {
+    algorithmAndIssuer: Buffer.concat([keys.signingKey.algorithmIdentifier, whole(cert, subject)]),
+    notAfterMs: keys.signingCertificate.notAfter.getTime(),
+    fixedExtensions,
+    validity: undefined,
+  };
   templates.set(keys, template);
   return template;
 }
 
 function toPem(der: Buffer): string {
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----`;
+  const base64 = der.toString('base64');
+  let body = '';
+  for (let at = 0; at < base64.length; at += 64) body += `${base64.slice(at, at + 64)}\n`;
+  return `-----BEGIN CERTIFICATE-----\n${body}-----END CERTIFICATE-----`;
 }
 
 export function signCsr(keys: CaKeys, trustDomain: string, csrInput: string | Uint8Array, request: SignRequest): SignedLeaf {
@@ -273,7 +292,7 @@ export function signCsr(keys: CaKeys, trustDomain: string, csrInput: string | Ui
   if (!request.allowedIdentities(node).has(spiffeId)) {
     reject('csr-not-entitled', request.explainRefusal?.(node, spiffeId) ?? `node "${node}" runs no workload with identity ${spiffeId} according to the registry`);
   }
-  const leaf = issueLeaf(keys, csr.subjectPublicKeyInfo, tlv(URI_TAG, Buffer.from(spiffeId, 'ascii')), now, ttlMs);
+  const leaf = issueLeaf(keys, csr.subjectPublicKeyInfo, csr.publicPoint, tlv(URI_TAG, csr.names[0]!.value), now, ttlMs);
   return { ...leaf, spiffeId };
 }
 
@@ -292,7 +311,7 @@ export function issueServingCertificate(keys: CaKeys, subjectPublicKeyInfo: Uint
   const generalNames = [tlv(URI_TAG, Buffer.from(names.spiffeId, 'ascii'))];
   for (const dns of names.dnsNames) generalNames.push(tlv(0x82, Buffer.from(dns, 'ascii')));
   for (const ip of names.ipAddresses) generalNames.push(tlv(0x87, ipBytes(ip)));
-  return issueLeaf(keys, subjectPublicKeyInfo, Buffer.concat(generalNames), options.now ?? new Date(), options.ttlMs ?? DEFAULT_LEAF_TTL_MS);
+  return issueLeaf(keys, subjectPublicKeyInfo, subjectPublicKeyBits(subjectPublicKeyInfo), Buffer.concat(generalNames), options.now ?? new Date(), options.ttlMs ?? DEFAULT_LEAF_TTL_MS);
 }
 
 function ipBytes(ip: string): Buffer {
@@ -308,27 +327,36 @@ function ipBytes(ip: string): Buffer {
   return bytes;
 }
 
-function issueLeaf(keys: CaKeys, subjectPublicKeyInfo: Uint8Array, generalNames: Buffer, now: Date, ttlMs: number): Omit<SignedLeaf, 'spiffeId'> {
+/** The encoded validity from `notBeforeMs` to `notAfterMs` (whole seconds), reused within the same second. */
+function validity(template: IssuerTemplate, notBeforeMs: number, notAfterMs: number): Buffer {
+  const last = template.validity;
+  if (last && last.notBeforeMs === notBeforeMs && last.notAfterMs === notAfterMs) return last.encoded;
+  const encoded = tlv(TAG.sequence, time(new Date(notBeforeMs)), time(new Date(notAfterMs)));
+  template.validity = { notBeforeMs, notAfterMs, encoded };
+  return encoded;
+}
+
+function issueLeaf(keys: CaKeys, subjectPublicKeyInfo: Uint8Array, subjectPublicKey: Uint8Array, generalNames: Buffer, now: Date, ttlMs: number): Omit<SignedLeaf, 'spiffeId'> {
   const template = issuerTemplate(keys);
   // A leaf must not outlive the certificate that vouches for it; X.509 times have whole seconds.
-  const notAfter = new Date(Math.floor(Math.min(now.getTime() + ttlMs, template.notAfterMs) / 1000) * 1000);
-  const serialNumber = randomSerial();
+  const notAfterMs = Math.floor(Math.min(now.getTime() + ttlMs, template.notAfterMs) / 1000) * 1000;
+  const notBeforeMs = Math.floor((now.getTime() - CLOCK_SKEW_MS) / 1000) * 1000;
+  const serial = randomSerialBytes();
   const tbs = tlv(TAG.sequence,
     VERSION_3,
-    tlv(TAG.integer, Buffer.from(serialNumber, 'hex')),
-    keys.signingKey.algorithmIdentifier,
-    template.issuerName,
-    tlv(TAG.sequence, time(new Date(now.getTime() - CLOCK_SKEW_MS)), time(notAfter)),
+    tlv(TAG.integer, serial),
+    template.algorithmAndIssuer,
+    validity(template, notBeforeMs, notAfterMs),
     EMPTY_NAME,
     subjectPublicKeyInfo,
     tlv(TAG.context3, tlv(TAG.sequence,
       template.fixedExtensions,
       // Critical because the subject is empty (RFC 5280 4.2.1.6).
-      extension('2.5.29.17', true, tlv(TAG.sequence, generalNames)),
-      extension('2.5.29.14', false, tlv(TAG.octetString, keyIdentifier(subjectPublicKeyInfo))),
+      tlv(TAG.sequence, SAN_OID, TRUE, tlv(TAG.octetString, tlv(TAG.sequence, generalNames))),
+      tlv(TAG.sequence, SKI_OID, tlv(TAG.octetString, tlv(TAG.octetString, keyIdentifier(subjectPublicKey)))),
     )),
   );
   const signature = sign(keys.signingKey.digest, tbs, keys.signingKey.key);
-  const certificate = tlv(TAG.sequence, tbs, keys.signingKey.algorithmIdentifier, tlv(TAG.bitString, Buffer.from([0]), signature));
-  return { certificatePem: toPem(certificate), chainPem: keys.chainPem, notAfter, serialNumber };
+  const certificate = tlv(TAG.sequence, tbs, keys.signingKey.algorithmIdentifier, tlv(TAG.bitString, BIT_STRING_WHOLE_BYTES, signature));
+  return { certificatePem: toPem(certificate), chainPem: keys.chainPem, notAfter: new Date(notAfterMs), serialNumber: serial.toString('hex') };
 }

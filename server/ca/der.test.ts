@@ -8,10 +8,14 @@ test('OIDs, lengths and times encode as DER', (t) => {
   t.is(oid('2.5.29.17').toString('hex'), '0603551d11');
   t.is(tlv(TAG.octetString, Buffer.alloc(200)).subarray(0, 3).toString('hex'), '0481c8');
   t.is(tlv(TAG.octetString, Buffer.alloc(300)).subarray(0, 4).toString('hex'), '0482012c');
+  t.is(tlv(TAG.octetString, Buffer.alloc(70_000)).subarray(0, 5).toString('hex'), '0483011170');
+  t.is(tlv(TAG.sequence, Buffer.from([1]), Buffer.from([2, 3])).toString('hex'), '3003010203');
   t.is(time(new Date('2026-06-01T12:00:05.900Z')).toString('ascii', 2), '260601120005Z');
   t.is(time(new Date('2026-06-01T12:00:05Z'))[0], TAG.utcTime);
   t.is(time(new Date('2050-01-01T00:00:00Z')).toString('ascii', 2), '20500101000000Z');
   t.is(time(new Date('2050-01-01T00:00:00Z'))[0], TAG.generalizedTime);
+  t.is(time(new Date('1999-12-31T23:59:59.999Z')).toString('hex'), `170d${Buffer.from('991231235959Z').toString('hex')}`);
+  t.is(time(new Date('2049-12-31T23:59:59Z')).toString('ascii', 2), '491231235959Z');
 });
 
 test('what is written reads back', (t) => {
