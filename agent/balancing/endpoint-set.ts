@@ -86,6 +86,21 @@ export interface EndpointSetOptions {
   panicThreshold?: number;
 }
 
+/**
+ * Replaces a set's priority loads for one pick, as Envoy's LoadBalancerContext::determinePriorityLoad
+ * lets a retry priority plugin do (see previous-priorities.ts).
+ */
+export interface PriorityLoadOverride {
+  /** Cumulative priority loads over [0, 100) by level of `set`, or undefined to keep the set's own. */
+  thresholdsFor(set: EndpointSet): Float64Array | undefined;
+}
+
+/** What a pick hands the set: its random source and, on some retries, adjusted priority loads. */
+export interface PoolSource {
+  random(): number;
+  priorityLoad?: PriorityLoadOverride | undefined;
+}
+
 /** Envoy's default overprovisioning factor, in percent. */
 export const DEFAULT_OVERPROVISIONING_FACTOR = 140;
 
@@ -204,7 +219,7 @@ function loadsInTotalPanic(sizes: readonly number[]): number[] {
   return loads;
 }
 
-function cumulative(values: readonly number[]): Float64Array {
+export function cumulative(values: readonly number[]): Float64Array {
   const out = new Float64Array(values.length);
   let sum = 0;
   for (let i = 0; i < values.length; i++) out[i] = sum += values[i]!;
@@ -321,16 +336,33 @@ export class EndpointSet {
     return this.indexByKey.get(endpoint.key) ?? -1;
   }
 
+  /**
+   * Envoy's previous_priorities recomputation: the levels whose priority is in `excluded` get no
+   * load, and the others share 100 by their health scores as at any pick (spilling in order,
+   * scaled up when they are short of 100 together). Undefined when the levels left have no
+   * healthy endpoint, so that the caller can start over.
+   */
+  priorityLoadsExcluding(excluded: ReadonlySet<number>): number[] | undefined {
+    const health = this.priorities.map((level) => (excluded.has(level.priority) ? 0 : level.health));
+    if (!health.some((h) => h > 0)) return undefined;
+    return priorityLoads(health);
+  }
+
   /** The priority level a draw in [0, 100) lands on, or -1 when nothing is healthy. */
-  private levelFor(draw: number): number {
-    const thresholds = this.loadThresholds;
+  private levelFor(draw: number, thresholds: Float64Array): number {
     for (let i = 0; i < thresholds.length; i++) if (draw < thresholds[i]!) return i;
     return -1;
   }
 
+  /** The cumulative loads a pick uses: the override's when it gives some, else the set's own. */
+  private thresholdsFor(source: PoolSource): Float64Array {
+    const override = source.priorityLoad;
+    return (override !== undefined ? override.thresholdsFor(this) : undefined) ?? this.loadThresholds;
+  }
+
   /** Priority by load, then locality: the pool a non-hash policy picks within; undefined when nothing is healthy. */
-  selectPool(source: { random(): number }): Pool | undefined {
-    const index = this.levelFor(source.random() * 100);
+  selectPool(source: PoolSource): Pool | undefined {
+    const index = this.levelFor(source.random() * 100, this.thresholdsFor(source));
     if (index < 0) return undefined;
     const level = this.priorities[index]!;
     const pools = level.pools;
@@ -342,8 +374,8 @@ export class EndpointSet {
   }
 
   /** The priority's hash pool for a hash position, priority chosen by `hash % 100` as Envoy does. */
-  selectHashPool(position: number): Pool | undefined {
-    const index = this.levelFor(position % 100);
+  selectHashPool(position: number, source?: PoolSource): Pool | undefined {
+    const index = this.levelFor(position % 100, source ? this.thresholdsFor(source) : this.loadThresholds);
     return index < 0 ? undefined : this.priorities[index]!.hashPool;
   }
 }

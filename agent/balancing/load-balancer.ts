@@ -1,6 +1,6 @@
 // The interface every load-balancing policy implements: pick one endpoint per request, and hear
 // when a request to an endpoint starts and ends (least-request counts what is in flight).
-import type { Endpoint } from './endpoint-set';
+import type { Endpoint, PriorityLoadOverride } from './endpoint-set';
 
 /**
  * What a pick may use. Callers reuse one object per connection or worker so that a pick does not
@@ -10,6 +10,11 @@ export interface PickContext {
   /** The request's hash (hash-policy.ts); only hash-based policies read it. */
   hash?: bigint | number;
   random(): number;
+  /**
+   * Set only while picking for a retry whose route has a retry priority (Istio's
+   * retryRemoteLocalities): it replaces the priority loads the pick chooses a priority by.
+   */
+  priorityLoad?: PriorityLoadOverride | undefined;
 }
 
 export interface LoadBalancer {

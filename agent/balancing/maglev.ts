@@ -67,7 +67,7 @@ export class MaglevLoadBalancer implements LoadBalancer {
 
   pick(context: PickContext): Endpoint | undefined {
     const position = context.hash === undefined ? Math.floor(context.random() * POSITION_SPACE) : toPosition(context.hash);
-    const pool = this.set.selectHashPool(position);
+    const pool = this.set.selectHashPool(position, context);
     if (!pool) return undefined;
     return pool.endpoints[this.tables[pool.index]![position % this.size]!];
   }

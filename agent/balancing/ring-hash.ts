@@ -67,7 +67,7 @@ export class RingHashLoadBalancer implements LoadBalancer {
   pick(context: PickContext): Endpoint | undefined {
     // Without a hash (no hash policy matched) Envoy picks a random ring entry.
     const position = context.hash === undefined ? Math.floor(context.random() * POSITION_SPACE) : toPosition(context.hash);
-    const pool = this.set.selectHashPool(position);
+    const pool = this.set.selectHashPool(position, context);
     if (!pool) return undefined;
     const ring = this.rings[pool.index]!;
     const positions = ring.positions;
