@@ -1,7 +1,7 @@
 // The per-route policies of a VirtualService HTTP route in Envoy's terms, following Istio: retry
 // policy (with Istio's defaults), fault injection (per-route HTTPFault), request mirroring,
 // header operations, CORS, timeouts and the consistent-hash policy of the destination.
-import { durationFromText, fractionalPercentFromInteger, fractionalPercentFromPercent, wrap, ZERO_DURATION, type ProtoObject } from './proto-values';
+import { anyOf, durationFromText, fractionalPercentFromInteger, fractionalPercentFromPercent, wrap, ZERO_DURATION, type ProtoObject } from './proto-values';
 import { stringMatcher } from './route-match';
 import type { ClientFlavor } from './clusters';
 import type { ConsistentHashLB, CorsPolicy, Headers, HTTPFaultInjection, HTTPRetry, Percent } from './specs';
@@ -16,8 +16,16 @@ export const DEFAULT_RETRY_ATTEMPTS = 2;
  * lib/xds/protos.ts loads, and an unloaded type would be encoded as an empty Any.
  */
 export const RETRY_PREVIOUS_HOSTS = { name: 'envoy.retry_host_predicates.previous_hosts' };
-/** Same limitation as above for PreviousPrioritiesConfig (Istio uses update_frequency 2). */
-export const RETRY_PREVIOUS_PRIORITIES = { name: 'envoy.retry_priorities.previous_priorities' };
+/**
+ * Istio's retryRemoteLocalities: the priorities of the first two attempts are excluded from the
+ * third on (update_frequency 2, Istio's value); Envoy requires the config (update_frequency > 0).
+ */
+export function retryPreviousPriorities(): ProtoObject {
+  return {
+    name: 'envoy.retry_priorities.previous_priorities',
+    typed_config: anyOf('envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', { update_frequency: 2 }),
+  };
+}
 
 function isHttpStatus(text: string): boolean {
   if (!/^[0-9]{3}$/.test(text)) return false;
@@ -67,7 +75,7 @@ export function retryPolicy(retries: HTTPRetry | undefined, consistentHash: bool
     if (retries.retryIgnorePreviousHosts) out.retry_host_predicate = [RETRY_PREVIOUS_HOSTS];
     else delete out.retry_host_predicate;
   }
-  if (retries.retryRemoteLocalities) out.retry_priority = RETRY_PREVIOUS_PRIORITIES;
+  if (retries.retryRemoteLocalities) out.retry_priority = retryPreviousPriorities();
   const backoff = durationFromText(retries.backoff);
   if (backoff) out.retry_back_off = { base_interval: backoff };
   return out;
@@ -109,7 +117,9 @@ export function faultFilterConfig(fault: HTTPFaultInjection): ProtoObject | unde
     if (abort.httpStatus !== undefined) result.http_status = abort.httpStatus;
     else if (abort.grpcStatus !== undefined && grpcStatusCode(abort.grpcStatus) !== undefined) result.grpc_status = grpcStatusCode(abort.grpcStatus);
     if (result.http_status !== undefined || result.grpc_status !== undefined) {
-      if (abort.percentage) result.percentage = fractionalPercentFromPercent(abort.percentage.value ?? 0);
+      // As for the delay, no percentage is an explicit 0%: Envoy reads the unset field so, but gRPC
+      // rejects an abort without one, and with it the client's whole RouteConfiguration.
+      result.percentage = abort.percentage ? fractionalPercentFromPercent(abort.percentage.value ?? 0) : fractionalPercentFromInteger(0);
       out.abort = result;
     }
   }

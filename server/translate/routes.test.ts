@@ -184,6 +184,8 @@ test('retries: explicit attempts, conditions with status codes, per-try timeout;
   t.deepEqual(policy.retriable_status_codes, [429]);
   t.deepEqual(policy.per_try_timeout, { seconds: '2' });
   t.is(policy.retry_priority.name, 'envoy.retry_priorities.previous_priorities');
+  // Istio's update_frequency; Envoy rejects the plugin without a config (update_frequency must be > 0).
+  t.deepEqual(policy.retry_priority.typed_config, { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 2 });
   t.is(routes[1].route.retry_policy, undefined);
   t.is(routes[2].route.retry_policy.retry_host_predicate, undefined);
   t.is(routes[2].route.retry_policy.retry_on, DEFAULT_RETRY_ON);
