@@ -5,6 +5,7 @@ import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../lib/log';
 import type { PickContext } from '../balancing/load-balancer';
+import { PreviousPriorities } from '../balancing/previous-priorities';
 import type { SourceWorkload } from '../identity/workload-resolver';
 import type { OutboundTable, Target } from '../proxy/outbound-table';
 import { relay } from '../proxy/relay';
@@ -29,7 +30,7 @@ import { ClusterAdmission, type Admitted } from './request-admission';
 import { sendShadow, shadowAuthority } from './request-mirror';
 import { addFlag } from './response-flags';
 import { backOffMs, isRetriable, PREVIOUS_HOSTS, retryOnBits, type RetryableOutcome } from './retry-policy';
-import { attemptUpstream, endToEnd, type AttemptOutcome } from './upstream-attempt';
+import { attemptUpstream, endToEnd, type SentOutcome } from './upstream-attempt';
 import type { UpstreamPool, UpstreamSettings, UpstreamTarget } from './upstream-pool';
 import type { CircuitBreaker } from '../resilience/circuit-breaker';
 import { ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS, type ConnectionSettings } from '../resilience/connection-settings';
@@ -90,7 +91,7 @@ interface Exchange {
 
 /** Where a routed request goes, once its cluster and endpoint are chosen. */
 type Destination =
-  | { readonly target: UpstreamTarget; readonly cluster: string; readonly key?: string; readonly release?: () => void }
+  | { readonly target: UpstreamTarget; readonly cluster: string; readonly key?: string; readonly priority?: number; readonly release?: () => void }
   | { readonly reply: LocalReply; readonly cluster: string };
 
 export class OutboundHttp {
@@ -210,11 +211,12 @@ export class OutboundHttp {
     const deadline = decision.timeoutMs === undefined ? Infinity : performance.now() + decision.timeoutMs;
     const retryOn = retry ? retryOnBits(retry.retryOn) : 0;
     const avoidPrevious = retry !== undefined && retry.retryHostPredicates.includes(PREVIOUS_HOSTS);
-    // Made on the first retry: most requests never need it.
+    // Made on the first retry: most requests never need them.
     let tried: Set<string> | undefined;
+    let previousPriorities: PreviousPriorities | undefined;
     const guard = context.table.guard(cluster);
     const http2 = this.upstreamHttp2(context, cluster);
-    const settings = guard ? upstreamSettings(guard.connection) : undefined;
+    const settings = guard ? upstreamSettings(guard.connection, guard.breaker) : undefined;
     let retries = 0;
     let holdingRetry = false;
     const releaseRetry = (): void => {
@@ -222,7 +224,7 @@ export class OutboundHttp {
       holdingRetry = false;
     };
     for (;;) {
-      const destination = this.choose(cluster, decision, req, context, exchange, tried, retry?.hostSelectionRetryMaxAttempts ?? 1);
+      const destination = this.choose(cluster, decision, req, context, exchange, tried, retry?.hostSelectionRetryMaxAttempts ?? 1, previousPriorities);
       if ('reply' in destination) {
         releaseRetry();
         return this.localReply(res, exchange, destination.reply);
@@ -256,6 +258,10 @@ export class OutboundHttp {
         ...(settings ? { settings } : {}),
       });
       releaseRetry();
+      if (outcome.kind === 'overflow') {
+        done();
+        return this.localReply(res, exchange, OVERFLOW, outcome.message);
+      }
       if (destination.key !== undefined) recordOutcome(guard?.detector, destination.key, outcome);
       if (outcome.kind === 'timeout' && overallGoverns) {
         done();
@@ -267,6 +273,7 @@ export class OutboundHttp {
         if (outcome.kind === 'response') outcome.response.abort();
         done();
         if (avoidPrevious && destination.key !== undefined) (tried ??= new Set()).add(destination.key);
+        if (retry.previousPriorities && destination.priority !== undefined) (previousPriorities ??= new PreviousPriorities(retry.previousPriorities.updateFrequency)).hostAttempted(destination.priority);
         retries++;
         this.counters.retries++;
         const wait = backOffMs(retry.backOff, retries, Math.random);
@@ -287,7 +294,7 @@ export class OutboundHttp {
   }
 
   /** Admission to the cluster's circuit breaker; undefined on overflow. A pending request that the client abandons is dropped. */
-  private admit(breaker: CircuitBreaker, http1: boolean, res: DownstreamResponse): Admitted | undefined | Promise<Admitted | undefined> {
+  private admit(breaker: CircuitBreaker, http1: boolean, res: Closable): Admitted | undefined | Promise<Admitted | undefined> {
     return this.admission.of(breaker).admit(http1, { onCancel: (listener) => res.once('close', listener) });
   }
 
@@ -356,11 +363,13 @@ export class OutboundHttp {
   /**
    * `avoid` holds the hosts earlier attempts used (Envoy's previous_hosts predicate): a pick that
    * lands on one is redone, up to `selections` picks in all, after which the last pick stands.
+   * `priorities` (previous_priorities) adjusts the priority loads by the priorities already tried.
    */
-  private choose(cluster: string, decision: RouteDecision, req: DownstreamRequest, context: OutboundHttpContext, exchange: Exchange, avoid?: ReadonlySet<string>, selections = 1): Destination {
+  private choose(cluster: string, decision: RouteDecision, req: DownstreamRequest, context: OutboundHttpContext, exchange: Exchange, avoid?: ReadonlySet<string>, selections = 1, priorities?: PreviousPriorities): Destination {
     exchange.cluster = cluster;
     const hasher = context.table.httpRoutes.hasher(decision.hashPolicy);
     this.pick.hash = hasher?.hash(hashView(req, context.sourceIp));
+    this.pick.priorityLoad = priorities;
     let picked = context.table.pickEndpoint(cluster, context.destination, context.chain, this.pick);
     if (avoid && avoid.size > 0) {
       for (let i = 1; i < selections && 'endpoint' in picked && avoid.has(picked.endpoint.key); i++) {
@@ -368,6 +377,7 @@ export class OutboundHttp {
       }
     }
     this.pick.hash = undefined;
+    this.pick.priorityLoad = undefined;
     switch (picked.action) {
       case 'passthrough':
         exchange.host = `${context.destination.address}:${context.destination.port}`;
@@ -381,7 +391,7 @@ export class OutboundHttp {
         const release = balancer ? () => balancer.finished(endpoint) : undefined;
         const target: UpstreamTarget =
           picked.action === 'tunnel' ? { kind: 'tunnel', peer: picked.peer, address: endpoint.address, port: endpoint.port, source: context.sourceWorkload?.identity } : { kind: 'tcp', address: endpoint.address, port: endpoint.port };
-        return release ? { cluster, target, key: endpoint.key, release } : { cluster, target, key: endpoint.key };
+        return release ? { cluster, target, key: endpoint.key, priority: endpoint.priority, release } : { cluster, target, key: endpoint.key, priority: endpoint.priority };
       }
       case 'blackhole':
         return { cluster, reply: NO_HEALTHY_UPSTREAM };
@@ -401,7 +411,7 @@ export class OutboundHttp {
     return wanted === 'http2' || (wanted === 'downstream' && context.downstreamHttp2);
   }
 
-  private respond(outcome: AttemptOutcome, res: DownstreamResponse, exchange: Exchange, decision: RouteDecision, weighted: WeightedCluster | undefined): void {
+  private respond(outcome: SentOutcome, res: DownstreamResponse, exchange: Exchange, decision: RouteDecision, weighted: WeightedCluster | undefined): void {
     switch (outcome.kind) {
       case 'connect-failure':
         return this.localReply(res, exchange, CONNECT_FAILURE, outcome.message);
@@ -451,31 +461,20 @@ export class OutboundHttp {
     }
     const weighted = action.kind === 'weighted' ? pickWeightedCluster(decision, Math.random()) : undefined;
     const cluster = weighted ? weighted.name : action.kind === 'cluster' ? action.cluster : '';
-    const destination = this.choose(cluster, decision, req, context, exchange);
-    if ('reply' in destination) {
-      status = destination.reply.status;
-      exchange.flags = destination.reply.flag;
-      return writeTextResponse(socket, status, {}, destination.reply.body);
-    }
-    socket.once('close', () => destination.release?.());
     const headers = endToEnd(req.headers);
     if (weighted) applyHeaderMutations(headers, weighted.requestHeaders);
     applyHeaderMutations(headers, decision.requestHeaders);
-    const outcome = await attemptUpstream(this.inputs.pool, {
-      target: destination.target,
-      http2: false,
-      method: exchange.method,
-      path: decision.rewrite.path ?? path,
-      authority: rewrittenAuthority(decision, weighted, authority),
-      headers,
-      body: req,
-      timeoutMs: decision.timeoutMs,
-      upgrade: String(req.headers.upgrade ?? ''),
-    });
+    const outcome = await this.sendUpgrade(req, socket, context, decision, cluster, headers, weighted, exchange);
+    if (outcome === undefined) return;
+    if ('reply' in outcome) {
+      status = outcome.reply.status;
+      exchange.flags = addFlag(exchange.flags, outcome.reply.flag);
+      return writeTextResponse(socket, status, {}, outcome.reply.body);
+    }
     if (outcome.kind !== 'response') {
       const reply = outcome.kind === 'connect-failure' ? CONNECT_FAILURE : outcome.kind === 'timeout' ? UPSTREAM_TIMEOUT : CONNECTION_TERMINATION;
       status = reply.status;
-      exchange.flags = reply.flag;
+      exchange.flags = addFlag(exchange.flags, reply.flag);
       return writeTextResponse(socket, reply.status, {}, reply.body);
     }
     const response = outcome.response;
@@ -500,6 +499,107 @@ export class OutboundHttp {
     if (response.upgraded.head.length > 0) socket.write(response.upgraded.head);
     if (head.length > 0) upstreamSocket.write(head);
     void relay(socket as net.Socket, upstreamSocket);
+  }
+
+  /**
+   * Sends an Upgrade request as Envoy does: an upgraded stream is a request and an HTTP/1.1
+   * connection of its cluster, so it is admitted by the circuit breaker (503 UO on overflow, before
+   * the upgrade), held until the downstream connection closes, and its outcome counts for outlier
+   * detection. A failed or refused upgrade is retried under the route's policy: nothing was sent
+   * upstream but the request head (no bytes flow before a 101), so it can go again as is; an upgrade
+   * that succeeded is never retried. Undefined: the client left first.
+   */
+  private async sendUpgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    context: OutboundHttpContext,
+    decision: RouteDecision,
+    cluster: string,
+    headers: HeaderBag,
+    weighted: WeightedCluster | undefined,
+    exchange: Exchange,
+  ): Promise<SentOutcome | { reply: LocalReply } | undefined> {
+    const guard = context.table.guard(cluster);
+    const settings = guard ? upstreamSettings(guard.connection, guard.breaker) : undefined;
+    const retry = decision.retry !== undefined && decision.retry.numRetries > 0 ? decision.retry : undefined;
+    const retryOn = retry ? retryOnBits(retry.retryOn) : 0;
+    const avoidPrevious = retry !== undefined && retry.retryHostPredicates.includes(PREVIOUS_HOSTS);
+    const deadline = decision.timeoutMs === undefined ? Infinity : performance.now() + decision.timeoutMs;
+    let tried: Set<string> | undefined;
+    let retries = 0;
+    let holdingRetry = false;
+    const releaseRetry = (): void => {
+      if (holdingRetry) guard?.breaker.releaseRetry();
+      holdingRetry = false;
+    };
+    for (;;) {
+      const destination = this.choose(cluster, decision, req, context, exchange, tried, retry?.hostSelectionRetryMaxAttempts ?? 1);
+      if ('reply' in destination) {
+        releaseRetry();
+        return destination;
+      }
+      const admitted = guard ? await this.admit(guard.breaker, true, socket) : noop;
+      if (!admitted) {
+        destination.release?.();
+        releaseRetry();
+        return { reply: OVERFLOW };
+      }
+      const done = (): void => {
+        admitted();
+        destination.release?.();
+      };
+      if (socket.destroyed) {
+        releaseRetry();
+        done();
+        return undefined;
+      }
+      const remaining = deadline - performance.now();
+      const perTry = retry?.perTryTimeoutMs;
+      const timeoutMs = perTry !== undefined && perTry < remaining ? perTry : remaining === Infinity ? undefined : Math.max(1, Math.round(remaining));
+      const outcome = await attemptUpstream(this.inputs.pool, {
+        target: destination.target,
+        http2: false,
+        method: exchange.method,
+        path: decision.rewrite.path ?? exchange.path,
+        authority: rewrittenAuthority(decision, weighted, exchange.authority),
+        headers,
+        body: req,
+        timeoutMs,
+        upgrade: String(req.headers.upgrade ?? ''),
+        ...(settings ? { settings } : {}),
+      });
+      releaseRetry();
+      if (outcome.kind === 'overflow') {
+        done();
+        return { reply: OVERFLOW };
+      }
+      if (destination.key !== undefined) recordOutcome(guard?.detector, destination.key, outcome);
+      const upgraded = outcome.kind === 'response' && outcome.response.upgraded !== undefined;
+      const retriable = retry !== undefined && !upgraded && isRetriable(retryOn, retry.retriableStatusCodes, retryView(outcome));
+      if (retriable && retries < retry.numRetries && !socket.destroyed && (guard ? guard.breaker.tryAcquireRetry() : true)) {
+        holdingRetry = guard !== undefined;
+        if (outcome.kind === 'response') outcome.response.abort();
+        done();
+        if (avoidPrevious && destination.key !== undefined) (tried ??= new Set()).add(destination.key);
+        retries++;
+        this.counters.retries++;
+        const wait = backOffMs(retry.backOff, retries, Math.random);
+        if (performance.now() + wait >= deadline) {
+          releaseRetry();
+          return { reply: UPSTREAM_TIMEOUT };
+        }
+        if (!(await delayUnlessClosed(wait, socket))) {
+          releaseRetry();
+          return undefined;
+        }
+        continue;
+      }
+      if (retriable && retries >= retry.numRetries) exchange.flags = addFlag(exchange.flags, 'URX');
+      // The request and its connection stay held for as long as the downstream connection lives.
+      if (socket.destroyed) done();
+      else socket.once('close', done);
+      return outcome;
+    }
   }
 
   private localReply(res: DownstreamResponse, exchange: Exchange, reply: LocalReply, detail?: string): void {
@@ -591,14 +691,14 @@ function terminated(flags: string, flag: string): string {
 const TERMINATION = /\b(DC|UC|UT)\b/;
 
 /** Envoy's outlier detection input for one attempt: its status, or the local-origin failure. */
-function recordOutcome(detector: OutlierDetector | undefined, key: string, outcome: AttemptOutcome): void {
+function recordOutcome(detector: OutlierDetector | undefined, key: string, outcome: SentOutcome): void {
   if (!detector) return;
   if (outcome.kind === 'response') detector.recordResponse(key, outcome.response.status);
   else detector.recordFailure(key, outcome.kind);
 }
 
 /** What retry_on reads of an attempt's outcome; a response's grpc-status shows only in trailers-only answers. */
-function retryView(outcome: AttemptOutcome): RetryableOutcome {
+function retryView(outcome: SentOutcome): RetryableOutcome {
   switch (outcome.kind) {
     case 'response': {
       const grpc = outcome.response.headers['grpc-status'];
@@ -616,17 +716,25 @@ function retryView(outcome: AttemptOutcome): RetryableOutcome {
 const CONNECT_FAILURE_VIEW: RetryableOutcome = { kind: 'connect-failure' };
 const TIMEOUT_VIEW: RetryableOutcome = { kind: 'timeout' };
 
-/** The cluster's connection settings as the upstream pool takes them; Envoy's default idle timeout leaves the agent's own. */
-function upstreamSettings(connection: ConnectionSettings): UpstreamSettings {
+/** The cluster's connection settings and breaker as the upstream pool takes them; Envoy's default idle timeout leaves the agent's own. */
+function upstreamSettings(connection: ConnectionSettings, breaker: CircuitBreaker): UpstreamSettings {
   return {
+    breaker,
     connectTimeoutMs: connection.connectTimeoutMs,
     maxRequestsPerConnection: connection.maxRequestsPerConnection,
     ...(connection.idleTimeoutMs !== ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS ? { idleTimeoutMs: connection.idleTimeoutMs } : {}),
   };
 }
 
+/** What a wait watches for the client leaving: a response, or an upgrade's socket. */
+interface Closable {
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
 /** Waits `ms` unless the client leaves first; true when the wait ran out with the client still there. */
-function delayUnlessClosed(ms: number, res: DownstreamResponse): Promise<boolean> {
+function delayUnlessClosed(ms: number, res: Closable): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
   return new Promise((resolve) => {
     const onClose = (): void => {

@@ -389,10 +389,26 @@ test('path_separated_prefix stops at a segment boundary; grpc matches gRPC conte
   t.deepEqual(reversed.requestHeaders.add.map((h) => h.value), ['config', 'vhost', 'route']);
 });
 
-test('retry settings the agent cannot honour fail compilation naming the field: unknown retry_on, retryRemoteLocalities, other host predicates', (t) => {
+test('retry settings the agent cannot honour fail compilation naming the field: unknown retry_on, a retry priority without its config, other host predicates', (t) => {
   const bad = (policy: Record<string, unknown>) => decoded({ name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ name: 'x', match: { prefix: '/' }, route: { cluster: 'c', retry_policy: policy } }] }] });
   t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx,retriable-headers' })), { message: /routes\["x"\]\.route\.retry_policy\.retry_on: condition "retriable-headers"/ });
-  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.previous_priorities' } })), { message: /retry_policy\.retry_priority: .*retryRemoteLocalities/ });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.previous_priorities' } })), { message: /retry_policy\.retry_priority\.typed_config: missing: .*update_frequency greater than 0/ });
+  const config = (fields: Record<string, unknown>) => ({ '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', ...fields });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.previous_priorities', typed_config: config({}) } })), { message: /retry_priority\.typed_config\.update_frequency: must be greater than 0, got 0/ });
+  t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_priority: { name: 'envoy.retry_priorities.other', typed_config: config({ update_frequency: 1 }) } })), { message: /retry_priority\.name: envoy\.retry_priorities\.other is not supported/ });
   t.throws(() => compileRouteConfiguration(bad({ retry_on: '5xx', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.omit_canary_hosts' }] })), { message: /retry_policy\.retry_host_predicate: .*omit_canary_hosts/ });
   t.notThrows(() => compileRouteConfiguration(bad({ retry_on: 'gateway-error,reset,unavailable,retriable-4xx', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }] })));
+});
+
+test('previous_priorities (retryRemoteLocalities) compiles to its update frequency; routes without it have none', (t) => {
+  const route = (name: string, policy: Record<string, unknown>) => ({ name, match: { path: `/${name}` }, route: { cluster: 'c', retry_policy: policy } });
+  const priority = (updateFrequency: number) => ({ name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: updateFrequency } });
+  const table = compileRouteConfiguration(decoded({ name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [
+    route('istio', { retry_on: '5xx', num_retries: { value: 2 }, retry_priority: priority(2) }),
+    route('each', { retry_on: '5xx', retry_priority: priority(1) }),
+    route('plain', { retry_on: '5xx' }),
+  ] }] }));
+  t.deepEqual(table.match(req('/istio'))!.retry!.previousPriorities, { updateFrequency: 2 });
+  t.deepEqual(table.match(req('/each'))!.retry!.previousPriorities, { updateFrequency: 1 });
+  t.is(table.match(req('/plain'))!.retry!.previousPriorities, undefined);
 });

@@ -1,6 +1,7 @@
 // The agent's HTTP routing decision: an xDS RouteConfiguration (as unpackAny decodes it) compiled
 // once into a RouteTable whose match() picks Envoy's virtual host and first matching route per request.
 import { structToJson, type JsonValue } from '../../lib/xds/struct';
+import { PREVIOUS_PRIORITIES } from '../balancing/previous-priorities';
 import { KNOWN_RETRY_ON, PREVIOUS_HOSTS } from '../http/retry-policy';
 import {
   HeaderMatcher,
@@ -68,6 +69,8 @@ export interface RetryDecision {
   readonly retryHostPredicates: readonly string[];
   readonly hostSelectionRetryMaxAttempts: number;
   readonly backOff: { readonly baseIntervalMs: number; readonly maxIntervalMs: number };
+  /** Envoy's previous_priorities retry priority (Istio's retryRemoteLocalities), when the route has one. */
+  readonly previousPriorities?: { readonly updateFrequency: number };
 }
 
 export interface FaultDecision {
@@ -231,10 +234,6 @@ function retryDecision(message: Decoded, path: string): RetryDecision {
   checkFields(message, RETRY_FIELDS, path);
   const backOff = (message.retry_back_off ?? {}) as Decoded;
   const base = durationMs(backOff.base_interval) ?? 25;
-  const retryPriority = (message.retry_priority as Decoded | undefined)?.name;
-  // Honouring previous_priorities (Istio's retryRemoteLocalities) needs priority loads that leave out
-  // the priorities already tried, which the agent's balancers do not compute.
-  if (retryPriority !== undefined) throw new RouteConfigError(`${path}.retry_priority`, `${String(retryPriority)} (retryRemoteLocalities) cannot be honoured by mesh-agent`);
   const retryOn = String(message.retry_on ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const condition of retryOn) {
     if (!KNOWN_RETRY_ON.has(condition)) throw new RouteConfigError(`${path}.retry_on`, `condition ${JSON.stringify(condition)} is not one mesh-agent retries on (${[...KNOWN_RETRY_ON].join(', ')})`);
@@ -242,7 +241,9 @@ function retryDecision(message: Decoded, path: string): RetryDecision {
   for (const predicate of list(message.retry_host_predicate)) {
     if (predicate.name !== PREVIOUS_HOSTS) throw new RouteConfigError(`${path}.retry_host_predicate`, `${String(predicate.name)} is not supported by mesh-agent (only ${PREVIOUS_HOSTS})`);
   }
+  const previousPriorities = message.retry_priority !== undefined ? previousPrioritiesDecision(message.retry_priority as Decoded, `${path}.retry_priority`) : undefined;
   return {
+    ...(previousPriorities ? { previousPriorities } : {}),
     // Envoy retries once when a policy names no count.
     numRetries: Number(wrapped(message.num_retries) ?? 1),
     perTryTimeoutMs: durationMs(message.per_try_timeout) || undefined,
@@ -252,6 +253,27 @@ function retryDecision(message: Decoded, path: string): RetryDecision {
     hostSelectionRetryMaxAttempts: Number(message.host_selection_retry_max_attempts ?? 1),
     backOff: { baseIntervalMs: base, maxIntervalMs: durationMs(backOff.max_interval) ?? base * 10 },
   };
+}
+
+// config_type is the name of the oneof holding typed_config, which decoding with oneofs adds.
+const RETRY_PRIORITY_FIELDS: ReadonlySet<string> = new Set(['name', 'typed_config', 'config_type']);
+const PREVIOUS_PRIORITIES_CONFIG_TYPE = 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
+const PREVIOUS_PRIORITIES_CONFIG_FIELDS: ReadonlySet<string> = new Set(['@type', 'update_frequency']);
+
+/**
+ * A retry_priority: only previous_priorities exists in Envoy, and its config is required, since
+ * Envoy validates update_frequency > 0 and would reject the policy without it.
+ */
+function previousPrioritiesDecision(message: Decoded, path: string): { updateFrequency: number } {
+  checkFields(message, RETRY_PRIORITY_FIELDS, path);
+  if (message.name !== PREVIOUS_PRIORITIES) throw new RouteConfigError(`${path}.name`, `${String(message.name)} is not supported by mesh-agent (only ${PREVIOUS_PRIORITIES})`);
+  const config = message.typed_config as Decoded | undefined;
+  if (config === undefined) throw new RouteConfigError(`${path}.typed_config`, `missing: ${PREVIOUS_PRIORITIES} needs a PreviousPrioritiesConfig with update_frequency greater than 0`);
+  if (config['@type'] !== PREVIOUS_PRIORITIES_CONFIG_TYPE) throw new RouteConfigError(`${path}.typed_config`, `type ${String(config['@type'] ?? config.type_url)} is not ${PREVIOUS_PRIORITIES_CONFIG_TYPE}`);
+  checkFields(config, PREVIOUS_PRIORITIES_CONFIG_FIELDS, `${path}.typed_config`);
+  const updateFrequency = Number(config.update_frequency ?? 0);
+  if (!Number.isInteger(updateFrequency) || updateFrequency < 1) throw new RouteConfigError(`${path}.typed_config.update_frequency`, `must be greater than 0, got ${String(config.update_frequency ?? 0)}`);
+  return { updateFrequency };
 }
 
 function faultDecision(config: Decoded, path: string): FaultDecision | undefined {

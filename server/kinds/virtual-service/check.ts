@@ -465,11 +465,6 @@ function checkRetries(report: ReportIssue, routeAt: Segments, retries: HTTPRetry
   if (attempts === 0 && (retries.perTryTimeout !== undefined || (retries.retryOn ?? '') !== '' || retries.retryRemoteLocalities !== undefined)) {
     reportAt(report, [...at, 'attempts'], 'retry policy configured while attempts is 0 (retries disabled)', attempts, 'invalid-retries');
   }
-  if (retries.retryRemoteLocalities === true) {
-    // Refused here rather than NACKed by every agent: a NACK would hold back all of that agent's
-    // later route updates, while a rejected file leaves the last good version serving.
-    reportAt(report, [...at, 'retryRemoteLocalities'], 'retryRemoteLocalities is not supported by mesh-agent (retries there may already reach any locality the load balancer picks, but are not steered away from the localities already tried); remove the field or set it to false', true, 'retry-remote-localities-not-supported');
-  }
   const perTryOk = checkDuration(report, [...at, 'perTryTimeout'], retries.perTryTimeout);
   checkDuration(report, [...at, 'backoff'], retries.backoff);
   if (retries.retryOn !== undefined && retries.retryOn !== '') {

@@ -250,12 +250,13 @@ test('retries with attempts 0 but other settings is an error, as in Istio', (t) 
   t.is(issueAt(result.issues, 'http[0].retries.attempts')?.message, 'retry policy configured while attempts is 0 (retries disabled)');
 });
 
-test('retryRemoteLocalities: true is refused with the reason (the agent would NACK it), false is accepted', (t) => {
-  const refused = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 2, retryRemoteLocalities: true}}]}`);
-  t.like(issueAt(refused.issues, 'http[0].retries.retryRemoteLocalities'), { severity: 'error', code: 'retry-remote-localities-not-supported', value: true });
-  t.regex(issueAt(refused.issues, 'http[0].retries.retryRemoteLocalities')!.message, /not supported by mesh-agent/);
-  const accepted = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 2, retryRemoteLocalities: false}}]}`);
-  t.deepEqual(accepted.issues, []);
+test('retryRemoteLocalities true and false are accepted with attempts, and with attempts 0 (retries disabled) either is an error, as in Istio', (t) => {
+  for (const value of [true, false]) {
+    const accepted = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 2, retryOn: 5xx, retryRemoteLocalities: ${value}}}]}`);
+    t.deepEqual(accepted.issues, [], String(value));
+    const disabled = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 0, retryRemoteLocalities: ${value}}}]}`);
+    t.like(issueAt(disabled.issues, 'http[0].retries.attempts'), { severity: 'error', code: 'invalid-retries', message: 'retry policy configured while attempts is 0 (retries disabled)' }, String(value));
+  }
 });
 
 test('retryOn with attempts 0 or unset, and zero or negative timeouts, are errors naming the field, as in Istio', (t) => {
