@@ -25,6 +25,8 @@ export interface MeshServerProcess {
   pid: number;
   xds: string;
   admin: string;
+  /** The TLS port (xDS and the CA), when the server was started with one. */
+  secureXds?: string;
   /** The command line, relative to the repository, for the report. */
   how: string;
   /** `dist` (compiled JavaScript) or `tsx` (TypeScript compiled on load). */
@@ -80,7 +82,7 @@ export async function startMeshServer(options: MeshServerOptions): Promise<MeshS
     child.once('exit', (code, signal) => fail(new Error(`mesh-server exited early (code ${code}, signal ${signal})`)));
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
-      let record: { msg?: string; xds?: string; admin?: string; level?: number };
+      let record: { msg?: string; xds?: string; secureXds?: string; admin?: string; level?: number };
       try {
         record = JSON.parse(line) as typeof record;
       } catch {
@@ -90,7 +92,7 @@ export async function startMeshServer(options: MeshServerOptions): Promise<MeshS
       if (record.msg === 'mesh-server serving' && record.xds && record.admin) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
-        resolve({ child, pid: child.pid!, xds: record.xds, admin: record.admin.replace(/\/$/, ''), how, source });
+        resolve({ child, pid: child.pid!, xds: record.xds, ...(record.secureXds ? { secureXds: record.secureXds } : {}), admin: record.admin.replace(/\/$/, ''), how, source });
       }
     });
   });
