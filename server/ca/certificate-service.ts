@@ -55,6 +55,28 @@ const STATUS_OF: Record<CaErrorCode, grpc.status> = {
 
 const BEARER = /^Bearer (\S+)$/;
 
+/** The PEM parts every answer of one CA shares, encoded once per signing material rather than per call. */
+interface SharedPems {
+  root: string;
+  intermediates: string[];
+  trustBundle: string[];
+}
+
+const sharedPems = new WeakMap<CaKeys, SharedPems>();
+
+function sharedPemsOf(keys: CaKeys): SharedPems {
+  let pems = sharedPems.get(keys);
+  if (!pems) {
+    pems = {
+      root: keys.root.toString('pem'),
+      intermediates: keys.chainPem.map((pem) => pem.trim()),
+      trustBundle: keys.trustBundle.roots.map((root) => root.toString('pem')),
+    };
+    sharedPems.set(keys, pems);
+  }
+  return pems;
+}
+
 export class CertificateService {
   private readonly options: CertificateServiceOptions;
   private readonly log: Logger;
@@ -100,10 +122,8 @@ export class CertificateService {
     });
     this.counters.issued++;
     this.log.info({ node: grant.node, via: grant.via, identity: signed.spiffeId, serial: signed.serialNumber, notAfter: signed.notAfter.toISOString() }, 'certificate issued');
-    return {
-      cert_chain: [signed.certificatePem, ...signed.chainPem.map((pem) => pem.trim()), keys.root.toString('pem')],
-      trust_bundle: keys.trustBundle.roots.map((root) => root.toString('pem')),
-    };
+    const pems = sharedPemsOf(keys);
+    return { cert_chain: [signed.certificatePem, ...pems.intermediates, pems.root], trust_bundle: pems.trustBundle };
   }
 
   private authenticate(call: grpc.ServerUnaryCall<CreateCertificateRequest, CreateCertificateResponse>): Grant {
