@@ -116,3 +116,31 @@ test('a target not visible to the client (Sidecar, exportTo) resolves to nothing
   const listeners = new MeshTranslator().generate(m, client, TypeUrl.Listener, named('hidden.other.svc', 'greeter'));
   t.deepEqual([...listeners.keys()], ['greeter']);
 });
+
+test('an abort without a percentage is served as an explicit 0%, which gRPC accepts (it rejects the whole route configuration otherwise)', (t) => {
+  const m = model([greeter], [
+    resource('VirtualService', 'greeter', { hosts: ['greeter'], http: [{ fault: { abort: { grpcStatus: 'INTERNAL' } }, route: [{ destination: { host: 'greeter' } }] }] }),
+  ]);
+  const routes = new MeshTranslator().generate(m, client, TypeUrl.RouteConfiguration, named('greeter'));
+  t.deepEqual(grpcAccepts(RouteConfigurationResourceType, routes), []);
+  const abort = decodeAll(routes).get('greeter').virtual_hosts[0].routes[0].typed_per_filter_config['envoy.filters.http.fault'].abort;
+  t.is(abort.grpc_status, 13);
+  t.deepEqual(abort.percentage, { numerator: 0, denominator: 'HUNDRED' });
+});
+
+test('gRPC reads http2MaxRequests as its concurrency limit; Istio\'s consecutive-error outlier detection is accepted but gives gRPC no ejection algorithm', (t) => {
+  const m = model([greeter], [
+    resource('DestinationRule', 'greeter', {
+      host: 'greeter',
+      trafficPolicy: { connectionPool: { http: { http2MaxRequests: 3 } }, outlierDetection: { consecutive5xxErrors: 2, interval: '1s', baseEjectionTime: '30s' } },
+    }),
+  ]);
+  const clusters = new MeshTranslator().generate(m, client, TypeUrl.Cluster, named('outbound|50051||greeter.default.svc.cluster.local'));
+  t.deepEqual(grpcAccepts(ClusterResourceType, clusters), []);
+  const parsed = ClusterResourceType.get().decode(grpcContext, [...clusters.values()][0]!.any).value;
+  t.is(parsed.maxConcurrentRequests, 3);
+  // gRFC A50: gRPC ejects by success rate or failure percentage only. Istio disables the first
+  // (enforcing_success_rate 0) and has no field for the second, so proxyless clients never eject.
+  t.is(parsed.outlierDetectionUpdate.success_rate_ejection, undefined);
+  t.is(parsed.outlierDetectionUpdate.failure_percentage_ejection, undefined);
+});
