@@ -8,6 +8,8 @@ export interface CallTally {
   backends: Record<string, number>;
   errors: Record<string, number>;
   ms: number;
+  /** Each call's duration by outcome (backend name or status name), when the command asked for them. */
+  latenciesMs?: Record<string, number[]>;
 }
 
 export interface CallCommand {
@@ -16,6 +18,10 @@ export interface CallCommand {
   concurrency?: number;
   metadata?: Record<string, string>;
   deadlineMs?: number;
+  /** Also report each call's duration (CallTally.latenciesMs). */
+  latencies?: boolean;
+  /** Start the concurrent workers this many ms apart instead of in one event-loop turn. */
+  staggerMs?: number;
 }
 
 export class GreeterClientProcess {

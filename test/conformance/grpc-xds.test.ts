@@ -2,8 +2,9 @@
 // xds:///greeter through mesh-server, once with the service from files, once from Consul.
 import test, { type ExecutionContext } from 'ava';
 import { ConsulSimulator } from '../consul/consul-simulator';
-import { startGreeter, type GreeterBackend } from '../fixtures/greeter';
+import { startGreeter } from '../fixtures/greeter';
 import { GreeterClientProcess, type CallTally } from './greeter-client-process';
+import { greeterRegistryFiles } from './greeter-registry';
 import { startMeshFixture, type MeshFixture } from './mesh-fixture';
 
 const CALLS = 1000;
@@ -48,32 +49,6 @@ const FAULT_50 = `      fault:
           percentage: { value: 50 }
 `;
 
-function fileRegistry(v1: GreeterBackend, v2: GreeterBackend): string {
-  const entry = (backend: GreeterBackend) => `---
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: greeter-${backend.name}
-spec:
-  address: 127.0.0.1
-  labels: { app: greeter, version: ${backend.name} }
-  ports: { grpc: ${backend.port} }
-`;
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: greeter
-spec:
-  hosts: [greeter]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-    - { number: 50051, name: grpc, protocol: GRPC }
-  workloadSelector:
-    labels: { app: greeter }
-${entry(v1)}${entry(v2)}`;
-}
-
 function share(tally: CallTally, backend: string): number {
   return (100 * (tally.backends[backend] ?? 0)) / CALLS;
 }
@@ -96,7 +71,7 @@ async function conformance(t: ExecutionContext, registry: 'files' | 'consul'): P
       });
     }
   } else {
-    files['greeter.yaml'] = fileRegistry(v1, v2);
+    files['greeter.yaml'] = greeterRegistryFiles([v1, v2]);
   }
 
   const mesh: MeshFixture = await startMeshFixture({ files, consul: consul ? { address: consul.address } : undefined });

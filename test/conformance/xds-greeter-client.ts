@@ -3,20 +3,15 @@
 //
 // Command: {"target":"xds:///greeter","count":1000,"concurrency":8,"metadata":{"x-user":"a"}}
 // Answer:  {"backends":{"v1":801,"v2":199},"errors":{"UNAVAILABLE":0},"ms":1234}
+// With "latencies":true the answer also has each call's duration by outcome (backend or status):
+//          {..., "latenciesMs":{"v1":[3,2,...],"DEADLINE_EXCEEDED":[301]}}
 import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
 import { GreeterClient, type HelloReply } from '../fixtures/greeter';
+import type { CallCommand as Command } from './greeter-client-process';
 
 grpcXds.register();
-
-interface Command {
-  target: string;
-  count: number;
-  concurrency?: number;
-  metadata?: Record<string, string>;
-  deadlineMs?: number;
-}
 
 const clients = new Map<string, grpc.Client>();
 
@@ -48,17 +43,21 @@ async function run(command: Command): Promise<object> {
   for (const [key, value] of Object.entries(command.metadata ?? {})) metadata.set(key, value);
   const backends: Record<string, number> = {};
   const errors: Record<string, number> = {};
+  const latenciesMs: Record<string, number[]> = {};
   let remaining = command.count;
-  const worker = async () => {
+  const worker = async (index: number) => {
+    if (command.staggerMs) await new Promise((resolve) => setTimeout(resolve, index * command.staggerMs!));
     while (remaining > 0) {
       remaining--;
+      const callStarted = performance.now();
       const result = await callOnce(client, metadata, command.deadlineMs ?? 5000);
       if (result.backend) backends[result.backend] = (backends[result.backend] ?? 0) + 1;
       else errors[result.code!] = (errors[result.code!] ?? 0) + 1;
+      if (command.latencies) (latenciesMs[result.backend ?? result.code!] ??= []).push(Math.round(performance.now() - callStarted));
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, command.concurrency ?? 8) }, worker));
-  return { backends, errors, ms: Date.now() - started };
+  await Promise.all(Array.from({ length: Math.max(1, command.concurrency ?? 8) }, (_, index) => worker(index)));
+  return { backends, errors, ms: Date.now() - started, ...(command.latencies ? { latenciesMs } : {}) };
 }
 
 const lines = readline.createInterface({ input: process.stdin });
