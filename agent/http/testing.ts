@@ -55,6 +55,8 @@ export interface Harness {
   /** The original destination every accepted connection reports (what SO_ORIGINAL_DST would say). */
   destination: Target;
   apply(services: readonly Service[], resources?: readonly ConfigResource[]): void;
+  /** The table the last `apply` built: its cluster guards show breaker and outlier state. */
+  table(): OutboundTable | undefined;
   lines: Array<Record<string, unknown>>;
 }
 
@@ -78,6 +80,7 @@ export async function startHarness(t: ExecutionContext, options: HarnessOptions)
     apply(services, resources = []) {
       table = new OutboundTable(translatedView(services, resources), { node: 'a', tunnelPort });
     },
+    table: () => table,
   };
   harness.outbound = new Outbound({
     table: () => table,

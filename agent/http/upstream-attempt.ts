@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
 import type { HeaderBag } from './header-mutations';
+import { PendingStream, UpstreamOverflowError } from './http2-upstream';
 import { UpstreamConnectError, type UpstreamPool, type UpstreamSettings, type UpstreamTarget } from './upstream-pool';
 
 export interface UpstreamRequest {
@@ -46,7 +47,12 @@ export type AttemptOutcome =
   | { readonly kind: 'response'; readonly response: UpstreamResponse }
   | { readonly kind: 'connect-failure'; readonly message: string }
   | { readonly kind: 'reset'; readonly message: string; readonly refusedStream?: boolean }
-  | { readonly kind: 'timeout'; readonly message: string };
+  | { readonly kind: 'timeout'; readonly message: string }
+  /** Refused before it was sent: no pending request left under the cluster's circuit breaker (503 UO, never retried). */
+  | { readonly kind: 'overflow'; readonly message: string };
+
+/** An outcome of an attempt that was sent (or tried to connect). */
+export type SentOutcome = Exclude<AttemptOutcome, { readonly kind: 'overflow' }>;
 
 /** Connection-specific headers (RFC 9110 7.6.1): never forwarded, and forbidden in HTTP/2. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
@@ -130,49 +136,70 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
   });
 }
 
-async function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
-  let session: http2.ClientHttp2Session;
-  try {
-    session = await pool.session(request.target, request.settings);
-  } catch (error) {
-    return { kind: 'connect-failure', message: (error as Error).message };
-  }
+function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<AttemptOutcome> {
   return new Promise((resolve) => {
     const headers: HeaderBag = { ...request.headers, ':method': request.method, ':path': request.path, ':authority': request.authority, ':scheme': 'http' };
-    let stream: http2.ClientHttp2Stream;
+    let opened: http2.ClientHttp2Stream | PendingStream;
     try {
-      stream = session.request(headers as http2.OutgoingHttpHeaders);
+      opened = pool.http2Stream(request.target, headers as http2.OutgoingHttpHeaders, request.settings);
     } catch (error) {
-      resolve({ kind: 'connect-failure', message: (error as Error).message });
+      resolve(error instanceof UpstreamOverflowError ? { kind: 'overflow', message: error.message } : { kind: 'connect-failure', message: (error as Error).message });
       return;
     }
-    let trailers: HeaderBag | undefined;
-    const attempt = new AttemptSettlement(resolve, request.timeoutMs, (error) => stream.destroy(error));
-    const settle = attempt.settle;
-    stream.on('error', (error) => settle({ kind: 'reset', message: error.message, refusedStream: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM }));
-    stream.once('close', () => {
-      attempt.clearTimer();
-      const code = stream.rstCode ?? 0;
-      settle({ kind: 'reset', message: `upstream stream closed before a response (code ${code})`, refusedStream: code === http2.constants.NGHTTP2_REFUSED_STREAM });
-    });
-    stream.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
-    stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
-      settle({
-        kind: 'response',
-        response: {
-          status: Number(received[':status'] ?? 502),
-          headers: endToEnd(received),
-          body: stream,
-          // endAfterHeaders is set only after this event; the frame's flags say it now.
-          endedWithHeaders: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
-          trailers: () => trailers,
-          timedOut: () => attempt.timedOut,
-          abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
-        },
-      });
-    });
-    request.body.pipe(stream);
+    if (!(opened instanceof PendingStream)) {
+      exchangeHttp2(opened, request, resolve);
+      return;
+    }
+    // Pending: the route timeout runs while the request waits (Envoy's timer starts with the request).
+    const pending = opened;
+    const waiting = new AttemptSettlement(resolve, request.timeoutMs, () => pending.cancel());
+    const started = performance.now();
+    pending.stream.then(
+      (stream) => {
+        if (waiting.timedOut) {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          return;
+        }
+        waiting.clearTimer();
+        const left = request.timeoutMs === undefined ? undefined : Math.max(1, request.timeoutMs - Math.round(performance.now() - started));
+        exchangeHttp2(stream, { ...request, timeoutMs: left }, resolve);
+      },
+      (error: Error) => {
+        waiting.clearTimer();
+        waiting.settle({ kind: 'connect-failure', message: error.message });
+      },
+    );
   });
+}
+
+/** The exchange on an opened stream: its response, or its reset or timeout. */
+function exchangeHttp2(stream: http2.ClientHttp2Stream, request: UpstreamRequest, resolve: (outcome: AttemptOutcome) => void): void {
+  let trailers: HeaderBag | undefined;
+  const attempt = new AttemptSettlement(resolve, request.timeoutMs, (error) => stream.destroy(error));
+  const settle = attempt.settle;
+  stream.on('error', (error) => settle({ kind: 'reset', message: error.message, refusedStream: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM }));
+  stream.once('close', () => {
+    attempt.clearTimer();
+    const code = stream.rstCode ?? 0;
+    settle({ kind: 'reset', message: `upstream stream closed before a response (code ${code})`, refusedStream: code === http2.constants.NGHTTP2_REFUSED_STREAM });
+  });
+  stream.once('trailers', (received: http2.IncomingHttpHeaders) => (trailers = endToEnd(received)));
+  stream.once('response', (received: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
+    settle({
+      kind: 'response',
+      response: {
+        status: Number(received[':status'] ?? 502),
+        headers: endToEnd(received),
+        body: stream,
+        // endAfterHeaders is set only after this event; the frame's flags say it now.
+        endedWithHeaders: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+        trailers: () => trailers,
+        timedOut: () => attempt.timedOut,
+        abort: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+      },
+    });
+  });
+  request.body.pipe(stream);
 }
 
 /**

@@ -1,10 +1,14 @@
 // Upstream HTTP connections per endpoint, kept alive and reused: HTTP/1.1 connections in an
 // http.Agent whose sockets are tunnel CONNECT streams or plain TCP, and one HTTP/2 session each.
+// Every connection opened for a cluster counts against its max_connections (cluster-connections.ts).
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { CircuitBreaker } from '../resilience/circuit-breaker';
 import type { Peer, TunnelPool } from '../tunnel/tunnel-pool';
+import { ClusterConnections } from './cluster-connections';
+import { Http2Upstream, type PendingStream } from './http2-upstream';
 
 /** Where an upstream connection goes: through a peer agent's tunnel, or straight over TCP. */
 export type UpstreamTarget =
@@ -50,6 +54,11 @@ export interface UpstreamSettings {
   readonly idleTimeoutMs?: number;
   /** 0 is unlimited. */
   readonly maxRequestsPerConnection?: number;
+  /**
+   * The cluster's circuit breaker: its connections (idle or busy) count against max_connections,
+   * and HTTP/2 requests waiting for a session or a stream against max_pending_requests.
+   */
+  readonly breaker?: CircuitBreaker;
 }
 
 /** Request options carrying the target to createConnection (http.Agent passes request options through). */
@@ -61,6 +70,7 @@ interface TargetedOptions extends http.ClientRequestArgs {
 /** What a pooled HTTP/1.1 connection remembers: its cluster's limits and the requests it carried. */
 interface ConnectionUse {
   readonly settings: UpstreamSettings | undefined;
+  readonly cluster: ClusterConnections | undefined;
   requests: number;
 }
 
@@ -101,9 +111,16 @@ class MeshHttpAgent extends http.Agent {
       if (max > 0 && use.requests >= max) return false;
     }
     if (!(super.keepSocketAlive as (s: Duplex) => boolean)(socket)) return false;
+    if (use?.cluster && !use.cluster.keepIdle(socket)) return false;
     const idle = use?.settings?.idleTimeoutMs;
     if (idle !== undefined && idle !== this.idleTimeoutMs) (socket as net.Socket).setTimeout(idle);
     return true;
+  }
+
+  /** An idle connection taken for a request stops being one its cluster may close to make room. */
+  override reuseSocket(socket: net.Socket, request: http.ClientRequest): void {
+    super.reuseSocket(socket, request);
+    this.uses.get(socket)?.cluster?.busy(socket);
   }
 
   /** Connections are pooled per target: the same address through a tunnel and over TCP are different upstreams. */
@@ -111,16 +128,34 @@ class MeshHttpAgent extends http.Agent {
     return targetKey((options as TargetedOptions).meshTarget);
   }
 
-  // Node calls this with a callback and waits for it when nothing is returned.
+  /**
+   * Node calls this with a callback, and waits for it when nothing is returned, when no idle
+   * connection to the target is left. The new connection first needs room under the cluster's
+   * max_connections (closing an idle one elsewhere, or waiting up to the connect timeout).
+   */
   override createConnection(options: http.ClientRequestArgs, callback?: ConnectionCallback): undefined {
     const targeted = options as TargetedOptions;
-    this.pool.connect(targeted.meshTarget, targeted.meshSettings?.connectTimeoutMs).then(
-      (socket) => {
-        this.uses.set(socket, { settings: targeted.meshSettings, requests: 0 });
-        callback?.(null, socket instanceof net.Socket ? socket : Object.assign(socket, SOCKET_ONLY));
-      },
-      (error: Error) => callback?.(error, undefined as unknown as Duplex),
-    );
+    const settings = targeted.meshSettings;
+    const cluster = settings?.breaker ? this.pool.clusterConnections(settings.breaker) : undefined;
+    const timeoutMs = this.pool.connectTimeoutMs(settings);
+    const fail = (error: Error): void => callback?.(error, undefined as unknown as Duplex);
+    const open = (): void => {
+      this.pool.connect(targeted.meshTarget, settings?.connectTimeoutMs).then(
+        (socket) => {
+          cluster?.adopt(socket);
+          this.uses.set(socket, { settings, cluster, requests: 0 });
+          callback?.(null, socket instanceof net.Socket ? socket : Object.assign(socket, SOCKET_ONLY));
+        },
+        (error: Error) => {
+          cluster?.unreserve();
+          fail(error);
+        },
+      );
+    };
+    const room = cluster ? cluster.reserve(timeoutMs) : true;
+    if (room === true) open();
+    else if (room === false) fail(noRoom(cluster!, timeoutMs));
+    else void room.then((ok) => (ok ? open() : fail(noRoom(cluster!, timeoutMs))));
     return undefined;
   }
 
@@ -138,8 +173,8 @@ const SOCKET_ONLY = { ref: noop, unref: noop, setKeepAlive: noop, _writev: null 
 export class UpstreamPool {
   private readonly options: UpstreamPoolOptions;
   private readonly agent: MeshHttpAgent;
-  private readonly sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
-  private readonly live = new Set<http2.ClientHttp2Session>();
+  private readonly http2Upstreams = new Map<string, Http2Upstream>();
+  private readonly clusters = new WeakMap<CircuitBreaker, ClusterConnections>();
   private readonly counters: UpstreamPoolStats = { http1Connections: 0, http2Sessions: 0 };
 
   constructor(options: UpstreamPoolOptions) {
@@ -160,16 +195,39 @@ export class UpstreamPool {
     return { agent: this.agent, host: target.address, port: target.port, meshTarget: target, meshSettings: settings };
   }
 
-  /** The HTTP/2 session to `target`, opened on first use and shared by every later request. */
-  session(target: UpstreamTarget, settings?: UpstreamSettings): Promise<http2.ClientHttp2Session> {
+  /**
+   * A stream to `target` on its HTTP/2 session (opened on first use, shared by every later request):
+   * at once, or pending while the session connects or its streams are all in use (see
+   * http2-upstream.ts). Throws UpstreamOverflowError when the cluster has no pending request left.
+   */
+  http2Stream(target: UpstreamTarget, headers: http2.OutgoingHttpHeaders, settings?: UpstreamSettings): http2.ClientHttp2Stream | PendingStream {
     const key = targetKey(target);
-    let pending = this.sessions.get(key);
-    if (!pending) {
-      pending = this.openSession(key, target, settings);
-      this.sessions.set(key, pending);
-      pending.catch(() => this.sessions.delete(key));
+    let upstream = this.http2Upstreams.get(key);
+    if (!upstream) {
+      const created = new Http2Upstream(
+        () => this.openSession(target, settings),
+        () => {
+          if (this.http2Upstreams.get(key) === created) this.http2Upstreams.delete(key);
+        },
+      );
+      upstream = created;
+      this.http2Upstreams.set(key, upstream);
     }
-    return pending;
+    return upstream.request(headers, settings?.breaker);
+  }
+
+  /** The cluster's connection count, shared by its HTTP/1.1 connections and HTTP/2 sessions. */
+  clusterConnections(breaker: CircuitBreaker): ClusterConnections {
+    let cluster = this.clusters.get(breaker);
+    if (!cluster) {
+      cluster = new ClusterConnections(breaker);
+      this.clusters.set(breaker, cluster);
+    }
+    return cluster;
+  }
+
+  connectTimeoutMs(settings: UpstreamSettings | undefined): number {
+    return settings?.connectTimeoutMs ?? this.options.connectTimeoutMs ?? 10_000;
   }
 
   /** A new byte stream to `target`; rejects with UpstreamConnectError when it cannot be opened. */
@@ -184,7 +242,7 @@ export class UpstreamPool {
         throw error instanceof UpstreamConnectError ? error : new UpstreamConnectError((error as Error).message);
       }
     }
-    const socket = await connectTcp(target.address, target.port, connectTimeoutMs ?? this.options.connectTimeoutMs ?? 10_000);
+    const socket = await connectTcp(target.address, target.port, connectTimeoutMs ?? this.connectTimeoutMs(undefined));
     this.counters.http1Connections++;
     return socket;
   }
@@ -192,23 +250,27 @@ export class UpstreamPool {
   /** Closes idle HTTP/1.1 connections and every HTTP/2 session (streams in flight may finish). */
   close(): void {
     this.agent.destroy();
-    for (const session of this.live) session.close();
+    for (const upstream of this.http2Upstreams.values()) upstream.close();
   }
 
-  private async openSession(key: string, target: UpstreamTarget, settings: UpstreamSettings | undefined): Promise<http2.ClientHttp2Session> {
-    const socket = await this.connect(target, settings?.connectTimeoutMs);
+  /**
+   * A new session to `target`. It counts against the cluster's max_connections, but opens even at
+   * the limit (counted as an overflow): Envoy gives every endpoint it picks at least one connection.
+   */
+  private async openSession(target: UpstreamTarget, settings: UpstreamSettings | undefined): Promise<http2.ClientHttp2Session> {
+    const cluster = settings?.breaker ? this.clusterConnections(settings.breaker) : undefined;
+    const counted = cluster?.reserveOrOverflow() === true;
+    let socket: Duplex;
+    try {
+      socket = await this.connect(target, settings?.connectTimeoutMs);
+    } catch (error) {
+      if (counted) cluster!.unreserve();
+      throw error;
+    }
     this.counters.http1Connections--;
     this.counters.http2Sessions++;
     const session = http2.connect(`http://${target.address}:${target.port}`, { createConnection: () => socket });
-    this.live.add(session);
-    const pending = this.sessions.get(key);
-    const forget = (): void => {
-      this.live.delete(session);
-      if (this.sessions.get(key) === pending) this.sessions.delete(key);
-    };
-    session.on('error', forget);
-    session.once('close', forget);
-    session.once('goaway', forget);
+    if (counted) cluster!.adopt(session);
     // Inactivity on the whole session (no stream, no frame) closes it; streams in flight keep it busy.
     session.setTimeout(settings?.idleTimeoutMs ?? this.idleTimeoutMs, () => session.close());
     await new Promise<void>((resolve, reject) => {
@@ -242,6 +304,10 @@ function withinConnectTimeout(opening: Promise<Duplex>, timeoutMs: number, targe
       },
     );
   });
+}
+
+function noRoom(cluster: ClusterConnections, timeoutMs: number): UpstreamConnectError {
+  return new UpstreamConnectError(`no room for a new upstream connection within ${timeoutMs} ms: the cluster is at its max_connections (${cluster.breaker.thresholds.maxConnections}) with none idle`);
 }
 
 function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {

@@ -5,6 +5,7 @@
 //   const breaker = table.guard(cluster).breaker;      // one CircuitBreaker per cluster name
 //   if (!breaker.tryAcquireConnection()) { /* overflow: TCP closes, HTTP answers 503 flag UO */ }
 //   ...                              breaker.releaseConnection();   // exactly once per acquire
+//   hasConnectionRoom()              // asks without counting an overflow
 //   tryAcquirePendingRequest / releasePendingRequest   // a request waiting for a connection
 //   tryAcquireRequest / releaseRequest                 // a request in flight (any protocol)
 //   tryAcquireRetry / releaseRetry                     // a retry in flight
@@ -116,6 +117,11 @@ export class CircuitBreaker {
     }
     this.connections++;
     return true;
+  }
+
+  /** Whether a connection could be opened now; unlike tryAcquireConnection, asking counts no overflow. */
+  hasConnectionRoom(): boolean {
+    return this.connections < this.limits.maxConnections;
   }
 
   releaseConnection(): void {
