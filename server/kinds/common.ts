@@ -25,6 +25,7 @@ export const WARNING_CODES: ReadonlySet<string> = new Set([
   'outlier-never-ejects',
   'failover-without-outlier-detection',
   'locality-lb-disabled',
+  'retry-remote-localities-without-effect',
 ]);
 
 export function severityOf(code: string | undefined): IssueSeverity {

@@ -465,6 +465,11 @@ function checkRetries(report: ReportIssue, routeAt: Segments, retries: HTTPRetry
   if (attempts === 0 && (retries.perTryTimeout !== undefined || (retries.retryOn ?? '') !== '' || retries.retryRemoteLocalities !== undefined)) {
     reportAt(report, [...at, 'attempts'], 'retry policy configured while attempts is 0 (retries disabled)', attempts, 'invalid-retries');
   }
+  if (retries.retryRemoteLocalities === true && attempts === 1) {
+    // Istio configures previous_priorities with update_frequency 2: the priorities tried are left
+    // out from the third attempt on, so a single retry still goes by the original loads.
+    reportAt(report, [...at, 'attempts'], 'retryRemoteLocalities has no effect with 1 attempt: the localities already tried are left out from the third attempt on (Istio\'s update_frequency 2); set attempts to 2 or more', attempts, 'retry-remote-localities-without-effect');
+  }
   const perTryOk = checkDuration(report, [...at, 'perTryTimeout'], retries.perTryTimeout);
   checkDuration(report, [...at, 'backoff'], retries.backoff);
   if (retries.retryOn !== undefined && retries.retryOn !== '') {

@@ -259,6 +259,13 @@ test('retryRemoteLocalities true and false are accepted with attempts, and with 
   }
 });
 
+test('retryRemoteLocalities with 1 attempt is a warning: Istio\'s update_frequency 2 keeps the only retry in the locality tried', (t) => {
+  const single = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 1, retryRemoteLocalities: true}}]}`);
+  t.like(issueAt(single.issues, 'http[0].retries.attempts'), { severity: 'warning', code: 'retry-remote-localities-without-effect', value: 1 });
+  t.regex(issueAt(single.issues, 'http[0].retries.attempts')!.message, /set attempts to 2 or more/);
+  t.deepEqual(vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: {attempts: 1, retryRemoteLocalities: false}}]}`).issues, []);
+});
+
 test('retryOn with attempts 0 or unset, and zero or negative timeouts, are errors naming the field, as in Istio', (t) => {
   for (const retries of ['{attempts: 0, retryOn: 5xx}', '{retryOn: "connect-failure"}']) {
     const result = vs(`{hosts: [a], http: [{route: [{destination: {host: a}}], retries: ${retries}}]}`);
