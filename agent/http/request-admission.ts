@@ -1,7 +1,10 @@
 // Envoy's circuit breaking of one cluster on the HTTP path: an attempt needs a request slot
-// (max_requests), and on HTTP/1.1, where a connection carries one request at a time, a free
-// connection (max_connections); with every connection busy it waits as a pending request
-// (max_pending_requests). Whatever does not fit is refused at once: the caller answers 503 UO.
+// (max_requests), and on HTTP/1.1, where a connection carries one request at a time (an upgraded
+// one for its whole life), a free connection (max_connections); with every connection busy it waits
+// as a pending request (max_pending_requests). Whatever does not fit is refused at once: the caller
+// answers 503 UO. Idle kept-alive connections count against max_connections too: the upstream pool
+// closes one to make room (cluster-connections.ts). On HTTP/2 a request waits for a session or a
+// stream, not a connection of its own: that pending wait is the upstream pool's (http2-upstream.ts).
 import type { CircuitBreaker } from '../resilience/circuit-breaker';
 
 /** Releases what an admitted attempt holds; call exactly once. */
