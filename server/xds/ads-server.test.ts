@@ -693,6 +693,64 @@ test('close() ends open streams with status OK', async (t) => {
   t.is(h.ads.connectedClients(), 0);
 });
 
+test('a first request stating the current version gets no response and counts as in sync; an outdated one gets the set', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model(basicWorld));
+  const first = h.raw('a');
+  first.send(TypeUrl.Listener);
+  const lds = await first.next();
+  first.send(TypeUrl.ClusterLoadAssignment, { node: null, names: ['outbound|80||a'] });
+  const eds = await first.next();
+  first.close();
+
+  // As after a server restart: the client's first requests carry what it accepted before.
+  const resumed = h.raw('a');
+  resumed.send(TypeUrl.Listener, { version: lds.version_info });
+  resumed.send(TypeUrl.ClusterLoadAssignment, { node: null, names: ['outbound|80||a'], version: eds.version_info });
+  // Responses on a stream keep their order: had LDS or EDS been answered, that would come first.
+  resumed.send(TypeUrl.Cluster, { node: null });
+  const cds = await resumed.next();
+  t.is(cds.type_url, TypeUrl.Cluster);
+  const status = h.ads.syncStatus().find((s) => s.stream !== undefined && s.types.CDS !== undefined)!;
+  t.is(status.types.LDS!.state, 'SYNCED');
+  t.is(status.types.LDS!.sent, lds.version_info);
+  t.is(status.types.EDS!.state, 'SYNCED');
+  t.is(status.types.EDS!.resources, 1);
+  t.is(h.ads.stats().resumed, 2);
+
+  // The resumed stream still gets changes, EDS as a partial response against what it holds.
+  h.ads.setModel(model({ ...basicWorld, listeners: { '*': [80] }, endpoints: { ...basicWorld.endpoints, 'outbound|80||a': ['10.9.9.9'] } }));
+  const pushed = [await resumed.next(), await resumed.next()];
+  t.deepEqual(pushed.map((r) => r.type_url).sort(), [TypeUrl.ClusterLoadAssignment, TypeUrl.Listener].sort());
+  t.deepEqual(names(pushed.find((r) => r.type_url === TypeUrl.Listener)!), ['listener_80']);
+
+  const outdated = h.raw('b');
+  outdated.send(TypeUrl.Listener, { version: lds.version_info });
+  const fresh = await outdated.next();
+  t.not(fresh.version_info, lds.version_info);
+  t.deepEqual(names(fresh), ['listener_80']);
+});
+
+test('streams that get the same set share one encoded response, full and partial', async (t) => {
+  const h = await start(t);
+  h.ads.setModel(model(basicWorld));
+  const streams = [h.raw('a'), h.raw('b'), h.raw('c')];
+  const wanted = ['outbound|80||a', 'outbound|80||b'];
+  for (const stream of streams) stream.send(TypeUrl.ClusterLoadAssignment, { names: wanted });
+  const firsts = await Promise.all(streams.map((s) => s.next()));
+  // The generator built a separate Map per stream; equal content still means one response.
+  t.is(new Set(firsts.map((r) => r.nonce)).size, 1);
+  t.is(new Set(firsts.map((r) => r.version_info)).size, 1);
+  firsts.forEach((response, i) => streams[i]!.ack(response, wanted));
+  await eventually('every ACK', () => h.ads.syncStatus().every((s) => s.types.EDS?.state === 'SYNCED'));
+
+  h.ads.setModel(model({ ...basicWorld, endpoints: { ...basicWorld.endpoints, 'outbound|80||b': ['10.0.0.2'] } }));
+  const pushes = await Promise.all(streams.map((s) => s.next()));
+  t.is(new Set(pushes.map((r) => r.nonce)).size, 1);
+  t.not(pushes[0]!.nonce, firsts[0]!.nonce);
+  for (const push of pushes) t.deepEqual(names(push), ['outbound|80||b']);
+});
+
 test('AdsClient reconnects after a server restart, resubscribes and gets the new server\'s data', async (t) => {
   const first = await start(t);
   first.ads.setModel(model(basicWorld));

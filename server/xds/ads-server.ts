@@ -12,6 +12,7 @@ import { decodeNames, parseDiscoveryRequest, type DiscoveryRequestView } from '.
 import { encodeDiscoveryResponse, encodeResourcesField, rawAdsServiceDefinition } from './discovery-response';
 import type { EncodedResource, ResourceGenerator, Subscription, XdsNode } from './generator';
 import { NOOP_XDS_OBSERVER, type XdsObserver } from './observer';
+import { SubscriptionInterner } from './subscription-interner';
 import type { ClientSyncStatus, TypeSyncStatus, XdsShortType } from './sync-status';
 
 export interface AdsServerOptions {
@@ -43,6 +44,8 @@ export interface AdsServerStats {
   acks: number;
   nacks: number;
   rejected: number;
+  /** First requests answered with nothing because the client stated the current version. */
+  resumed: number;
   /** setModel (the first call of a debounced burst) to the response being written, over the latest pushes. */
   pushLatencyMs: LatencySummary;
   /** Response written to its ACK arriving, over the latest ACKs. */
@@ -74,9 +77,6 @@ const PUSH_ORDER: readonly ResourceTypeUrl[] = [
  */
 const PARTIAL_TYPES: ReadonlySet<ResourceTypeUrl> = new Set([TypeUrl.RouteConfiguration, TypeUrl.ClusterLoadAssignment]);
 
-/** Entries of the shared encodings of changed-resource lists before the cache starts over. */
-const MAX_DELTA_FIELDS = 4096;
-
 const KNOWN_TYPE_URLS: ReadonlySet<string> = new Set(RESOURCE_TYPE_URLS);
 
 /** Printable ASCII without spaces: what hostnames, Istio-style and grpc-js-xds node ids look like. */
@@ -94,6 +94,11 @@ interface TypeState {
   /** The subscription changed since the resources were last computed for this client. */
   subscriptionChanged: boolean;
   sentVersion?: string;
+  /**
+   * The version_info of the stream's first request of this type: what a reconnecting client
+   * already holds. When the first snapshot computed for it has this version, nothing is sent.
+   */
+  resumedVersion?: string;
   /**
    * RDS/EDS only: the set the client holds as far as the server knows, so that the next response
    * carries only what differs from it. Undefined (send everything) before the first response and
@@ -122,21 +127,36 @@ interface AdsStream {
   readonly authorize: AdsNodeAuthorizer | undefined;
 }
 
-/** What one client gets of one type: the resources in name order and their combined version. */
+/** An encoded DiscoveryResponse that every stream sending the same thing writes as is. */
+interface SharedResponse {
+  readonly bytes: Buffer;
+  readonly nonce: string;
+  /** Resources it carries. */
+  readonly count: number;
+}
+
+/**
+ * What one client gets of one type: the resources in name order and their combined version.
+ * Snapshots are interned by content per model, so the streams of a fleet that get the same set
+ * share one object, its encoding and its responses instead of holding a copy each.
+ */
 interface ResourceSnapshot {
   readonly version: string;
   /** Sorted; `names[i]` is the name `resources[i]` was generated under. */
   readonly names: readonly string[];
   readonly resources: readonly EncodedResource[];
-  /** The encoded `resources` field, built on first use and shared by every stream sending this snapshot. */
-  field?: Buffer;
+  /** The whole set as a response, built on first use. */
+  full?: SharedResponse;
+  /** RDS/EDS: the response carrying what differs from a snapshot a client holds, by that snapshot. */
+  partialFrom?: WeakMap<ResourceSnapshot, SharedResponse>;
 }
 
 function versionOf(text: string): string {
   return crypto.hash('sha256', text, 'base64url').slice(0, 16);
 }
 
-const EMPTY_SNAPSHOT: ResourceSnapshot = { version: versionOf(''), names: [], resources: [], field: Buffer.alloc(0) };
+const EMPTY_SNAPSHOT: ResourceSnapshot = { version: versionOf(''), names: [], resources: [] };
+const NO_NAMES = Buffer.alloc(0);
 
 function buildSnapshot(resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
   if (resources.size === 0) return EMPTY_SNAPSHOT;
@@ -232,12 +252,10 @@ export class AdsServer {
   private readonly streams = new Map<string, AdsStream>();
   /** Per generator result: the snapshot computed from it under one model, so shared results are hashed once. */
   private readonly snapshots = new WeakMap<ReadonlyMap<string, EncodedResource>, { model: MeshModel; snapshot: ResourceSnapshot }>();
-  /**
-   * Encoded `resources` fields of partial responses under `deltaModel`, by type and the names and
-   * hashes they carry: after one endpoint change most streams send the same one resource.
-   */
-  private deltaFields = new Map<string, Buffer>();
-  private deltaModel?: MeshModel;
+  /** Snapshots of `internedModel` by type and version: equal content from different results is one object. */
+  private interned = new Map<string, ResourceSnapshot>();
+  private internedModel?: MeshModel;
+  private readonly subscriptions = new SubscriptionInterner();
   private model?: MeshModel;
   private pendingModel?: MeshModel;
   private burstStartedAt?: number;
@@ -246,7 +264,7 @@ export class AdsServer {
   private streamCounter = 0;
   private nonceCounter = 0;
   private closed = false;
-  private readonly counters = { pushes: 0, acks: 0, nacks: 0, rejected: 0 };
+  private readonly counters = { pushes: 0, acks: 0, nacks: 0, rejected: 0, resumed: 0 };
   private readonly pushLatency = new LatencySamples(8192);
   private readonly ackLatency = new LatencySamples(8192);
 
@@ -314,6 +332,7 @@ export class AdsServer {
     this.counters.acks = 0;
     this.counters.nacks = 0;
     this.counters.rejected = 0;
+    this.counters.resumed = 0;
     this.pushLatency.clear();
     this.ackLatency.clear();
   }
@@ -469,27 +488,30 @@ export class AdsServer {
 
     let state = stream.types.get(resourceType);
     if (!state) {
+      const asked = this.subscriptionOf(request.namesKey, undefined);
       state = {
         typeUrl: resourceType,
         short: TYPE_SHORT_NAME[resourceType],
-        subscription: nextSubscription(decodeNames(request.namesKey), undefined),
-        namesKey: request.namesKey,
+        subscription: asked.subscription,
+        namesKey: asked.namesKey,
         subscriptionChanged: true,
         sentAt: 0,
         resources: 0,
       };
+      if (request.versionInfo !== '') state.resumedVersion = request.versionInfo;
       stream.types.set(resourceType, state);
-      // The first request of a type is always answered, even with nothing: clients wait for it
-      // to finish initialising, and a reconnecting client may hold an outdated view.
+      // The first request of a type is answered, even with nothing: clients wait for it to finish
+      // initialising, and a reconnecting client may hold an outdated view. Only a client that
+      // states the very version it would get (after a server restart, say) is not sent it again.
       this.respond(stream, state, true, undefined);
       return;
     }
 
     if (!request.namesKey.equals(state.namesKey)) {
-      state.namesKey = request.namesKey;
-      const next = nextSubscription(decodeNames(request.namesKey), state.subscription);
-      if (!sameSubscription(next, state.subscription)) {
-        state.subscription = next;
+      const asked = this.subscriptionOf(request.namesKey, state.subscription);
+      state.namesKey = asked.namesKey;
+      if (!sameSubscription(asked.subscription, state.subscription)) {
+        state.subscription = asked.subscription;
         state.subscriptionChanged = true;
       }
     }
@@ -512,6 +534,17 @@ export class AdsServer {
     // After a NACK the same version is not sent again; only a different one (new names or a new
     // model) goes out, which respond() ensures by comparing versions.
     if (state.subscriptionChanged) this.respond(stream, state, state.sentVersion === undefined, undefined);
+  }
+
+  /**
+   * The subscription a request's names make, shared with every stream that named the same list;
+   * the names key kept is the shared copy, so the stream does not pin its request's buffer.
+   */
+  private subscriptionOf(namesKey: Buffer, previous: Subscription | undefined): { namesKey: Buffer; subscription: Subscription } {
+    if (namesKey.length === 0) return { namesKey: NO_NAMES, subscription: nextSubscription([], previous) };
+    const entry = this.subscriptions.intern(namesKey, () => decodeNames(namesKey));
+    const subscription = entry.subscription.wildcard || entry.subscription.names.has('*') ? WILDCARD : entry.subscription;
+    return { namesKey: entry.namesKey, subscription };
   }
 
   private recordAck(stream: AdsStream, state: TypeState, nonce: string, version: string): void {
@@ -548,16 +581,46 @@ export class AdsServer {
       stream.log.error({ err: error, type: state.short, model: model.version }, 'resource generation failed; the client keeps what it has');
       return false;
     }
-    const snapshot = this.snapshotOf(model, resources);
+    const snapshot = this.snapshotOf(model, state.typeUrl, resources);
+    if (state.sentVersion === undefined && state.resumedVersion !== undefined) {
+      const resumed = state.resumedVersion === snapshot.version;
+      state.resumedVersion = undefined;
+      if (resumed) {
+        this.resume(stream, state, snapshot);
+        return false;
+      }
+    }
     if (!force && snapshot.version === state.sentVersion) return false;
-    this.send(stream, state, snapshot, since, model);
+    this.send(stream, state, snapshot, since);
     return true;
   }
 
-  private snapshotOf(model: MeshModel, resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
+  /**
+   * The client already holds `snapshot` (versions are content hashes, equal across server runs):
+   * it is recorded as sent and acknowledged, as go-control-plane's cache leaves a request whose
+   * version is current waiting for the next change. After a restart the fleet then costs its
+   * requests, not the whole mesh sent to every agent again.
+   */
+  private resume(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot): void {
+    state.sentVersion = snapshot.version;
+    state.ackedVersion = snapshot.version;
+    state.held = PARTIAL_TYPES.has(state.typeUrl) ? snapshot : undefined;
+    state.resources = snapshot.resources.length;
+    this.counters.resumed++;
+    stream.log.debug({ type: state.short, version: snapshot.version }, 'client holds the current version; nothing sent');
+  }
+
+  private snapshotOf(model: MeshModel, typeUrl: ResourceTypeUrl, resources: ReadonlyMap<string, EncodedResource>): ResourceSnapshot {
     const cached = this.snapshots.get(resources);
     if (cached && cached.model === model) return cached.snapshot;
-    const snapshot = buildSnapshot(resources);
+    if (this.internedModel !== model) {
+      this.internedModel = model;
+      this.interned = new Map();
+    }
+    const built = buildSnapshot(resources);
+    const key = `${typeUrl}\u0000${built.version}`;
+    let snapshot = this.interned.get(key);
+    if (!snapshot) this.interned.set(key, (snapshot = built));
     this.snapshots.set(resources, { model, snapshot });
     return snapshot;
   }
@@ -565,23 +628,14 @@ export class AdsServer {
   /**
    * Sends the snapshot: in full, or for RDS/EDS only the resources that differ from what the client
    * holds (new names included). The version is always that of the full set, so versions still
-   * compare across clients and with what syncStatus reports.
+   * compare across clients and with what syncStatus reports. The response bytes, nonce included,
+   * are shared by every stream that sends the same thing: a nonce only has to tell one stream's
+   * responses of one type apart, and consecutive responses on a stream always differ in content.
    */
-  private send(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot, since: number | undefined, model: MeshModel): void {
-    const nonce = `${this.instance}.${(++this.nonceCounter).toString(36)}`;
+  private send(stream: AdsStream, state: TypeState, snapshot: ResourceSnapshot, since: number | undefined): void {
     const partial = PARTIAL_TYPES.has(state.typeUrl);
-    const changed = partial && state.held ? changedResources(state.held, snapshot) : undefined;
-    let field: Buffer;
-    let count: number;
-    if (changed === undefined || changed.length === snapshot.resources.length) {
-      snapshot.field ??= encodeResourcesField(snapshot.resources);
-      field = snapshot.field;
-      count = snapshot.resources.length;
-    } else {
-      field = this.deltaField(state.typeUrl, changed, model);
-      count = changed.length;
-    }
-    const bytes = encodeDiscoveryResponse(snapshot.version, field, state.typeUrl, nonce);
+    const response = partial && state.held ? this.partialResponse(state.typeUrl, state.held, snapshot) : this.fullResponse(state.typeUrl, snapshot);
+    const { nonce, count } = response;
     state.sentVersion = snapshot.version;
     state.held = partial ? snapshot : undefined;
     state.nonce = nonce;
@@ -589,7 +643,7 @@ export class AdsServer {
     state.sentAt = performance.now();
     this.counters.pushes++;
     const nodeId = stream.node!.id;
-    stream.call.write(bytes, (error?: Error | null) => {
+    stream.call.write(response.bytes, (error?: Error | null) => {
       if (error) return;
       const now = performance.now();
       if (since !== undefined) this.pushLatency.add(now - since);
@@ -598,20 +652,26 @@ export class AdsServer {
     stream.log.debug({ type: state.short, version: snapshot.version, nonce, resources: count }, 'response sent');
   }
 
-  /** The encoded `resources` field of a list of changed resources, shared by every stream sending the same list. */
-  private deltaField(typeUrl: ResourceTypeUrl, changed: readonly EncodedResource[], model: MeshModel): Buffer {
-    if (this.deltaModel !== model || this.deltaFields.size >= MAX_DELTA_FIELDS) {
-      this.deltaModel = model;
-      this.deltaFields = new Map();
+  private fullResponse(typeUrl: ResourceTypeUrl, snapshot: ResourceSnapshot): SharedResponse {
+    snapshot.full ??= this.encodeResponse(typeUrl, snapshot.version, snapshot.resources);
+    return snapshot.full;
+  }
+
+  /** What differs from `held`, encoded once per pair: after one endpoint change most streams hold the same set. */
+  private partialResponse(typeUrl: ResourceTypeUrl, held: ResourceSnapshot, snapshot: ResourceSnapshot): SharedResponse {
+    snapshot.partialFrom ??= new WeakMap();
+    let response = snapshot.partialFrom.get(held);
+    if (!response) {
+      const changed = changedResources(held, snapshot);
+      response = changed.length === snapshot.resources.length ? this.fullResponse(typeUrl, snapshot) : this.encodeResponse(typeUrl, snapshot.version, changed);
+      snapshot.partialFrom.set(held, response);
     }
-    let key: string = typeUrl;
-    for (const resource of changed) key += `\n${resource.name}\u0000${resource.hash}`;
-    let field = this.deltaFields.get(key);
-    if (!field) {
-      field = encodeResourcesField(changed);
-      this.deltaFields.set(key, field);
-    }
-    return field;
+    return response;
+  }
+
+  private encodeResponse(typeUrl: ResourceTypeUrl, version: string, resources: readonly EncodedResource[]): SharedResponse {
+    const nonce = `${this.instance}.${(++this.nonceCounter).toString(36)}`;
+    return { bytes: encodeDiscoveryResponse(version, encodeResourcesField(resources), typeUrl, nonce), nonce, count: resources.length };
   }
 
   private typeStatus(state: TypeState): TypeSyncStatus {
