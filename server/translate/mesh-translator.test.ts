@@ -105,3 +105,43 @@ test('every resource of every type is a verified, decodable message whose hash m
   }
   t.true(count > 20);
 });
+
+test('nodes with the same scope and inbound shape get the identical result, so the ADS server encodes it once', (t) => {
+  // Workloads of different services on the same port: the inbound side is built alike.
+  const services = Array.from({ length: 20 }, (_, i) =>
+    service(`svc-${i}.default.svc`, { ports: [port(8080)], addresses: [`10.96.0.${i}`], endpoints: [endpoint(`10.1.0.${i}`, { node: `node-${i}` })] }));
+  const m = model(services);
+  const translator = new MeshTranslator();
+  const edsNames = named('outbound|8080||svc-1.default.svc', 'outbound|8080||svc-2.default.svc');
+  const results = (id: string, m2 = m, locality?: { region: string; zone: string; subzone: string }) => {
+    const n = { ...node(id), ...(locality ? { locality } : {}) };
+    return {
+      lds: translator.generate(m2, n, TypeUrl.Listener, WILDCARD),
+      cds: translator.generate(m2, n, TypeUrl.Cluster, WILDCARD),
+      rds: translator.generate(m2, n, TypeUrl.RouteConfiguration, named('8080')),
+      eds: translator.generate(m2, n, TypeUrl.ClusterLoadAssignment, edsNames),
+    };
+  };
+  const a = results('node-1');
+  const b = results('node-2');
+  t.is(a.cds, b.cds);
+  t.is(a.eds, b.eds);
+  t.is(a.rds.get('8080'), b.rds.get('8080'));
+  // The inbound listener names the node's own services: LDS is the node's, the rest shared.
+  t.not(a.lds, b.lds);
+  t.is(a.lds.get('virtualOutbound'), b.lds.get('virtualOutbound'));
+  t.is(translator.generate(m, node('node-1'), TypeUrl.Listener, WILDCARD), a.lds);
+  // A node without workloads has no inbound cluster: another result.
+  const idle = results('node-without-workloads');
+  t.not(idle.cds, a.cds);
+  t.is(idle.cds.size, a.cds.size - 1);
+  // Another subscription object is another result (the ADS server shares one per name list).
+  t.not(translator.generate(m, node('node-1'), TypeUrl.RouteConfiguration, named('8080')), a.rds);
+  // A node stating its locality may get locality-dependent endpoints: not shared with the others.
+  const located = results('node-3', m, { region: 'r', zone: 'z', subzone: '' });
+  t.not(located.eds, a.eds);
+  // A new model is a new result, with the unchanged resources' objects kept.
+  const next = results('node-1', model(services));
+  t.not(next.eds, a.eds);
+  t.is(next.eds.get('outbound|8080||svc-1.default.svc'), a.eds.get('outbound|8080||svc-1.default.svc'));
+});

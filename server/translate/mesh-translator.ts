@@ -47,6 +47,16 @@ class ClientContextState {
   /** Load assignments that do not depend on the client, by cluster name: most nodes ask for all. */
   private readonly sharedLoadAssignments = new Map<string, EncodedResource>();
   private rulesFingerprint?: string;
+  /**
+   * Whole results by what they depend on beyond this context, so that the nodes of a fleet that
+   * share a context get the same Map object: the ADS server then hashes and encodes it once.
+   * Listeners by the inbound key, agent clusters by their inbound clusters; routes and load assignments by subscription
+   * (the ADS server shares one object per distinct name list) and, for EDS, the client key.
+   */
+  readonly agentListenerResults = new Map<string, Map<string, EncodedResource>>();
+  readonly agentClusterResults = new Map<string, Map<string, EncodedResource>>();
+  readonly routeResults = new WeakMap<Subscription, Map<string, EncodedResource>>();
+  readonly loadAssignmentResults = new WeakMap<Subscription, Map<string, Map<string, EncodedResource>>>();
 
   constructor(
     readonly model: ModelState,
@@ -319,6 +329,16 @@ class ModelState {
   }
 }
 
+/**
+ * What of a node a load assignment may read beyond its context (ModelState.loadAssignment): its
+ * locality and first workload's labels, and only when it states a locality.
+ */
+function loadAssignmentClientKey(identity: NodeIdentity): string {
+  const locality = identity.locality;
+  if (!locality) return '';
+  return `${locality.region}/${locality.zone}/${locality.subzone}|${JSON.stringify(identity.views[0]?.labels ?? {})}`;
+}
+
 function wanted(subscription: Subscription, name: string): boolean {
   return subscription.wildcard || subscription.names.has(name);
 }
@@ -378,6 +398,9 @@ export class MeshTranslator implements ResourceGenerator {
       for (const name of names) if (resolveTarget(context.scope, name)) out.set(name, state.apiListener(name));
       return out;
     }
+    const inboundKey = state.inboundPorts(identity).key;
+    const known = context.agentListenerResults.get(inboundKey);
+    if (known) return known;
     const resources: EncodedResource[] = [state.virtualOutbound(context.scope.outboundPolicy)];
     for (const port of outboundPorts(context.scope)) {
       const encoded = state.bound(`${context.portKey(port, 'listener')}|listener|${port}`, () => {
@@ -387,12 +410,17 @@ export class MeshTranslator implements ResourceGenerator {
       if (encoded) resources.push(encoded);
     }
     resources.push(state.virtualInbound(identity));
-    return collect(resources, subscription);
+    const result = collect(resources, subscription);
+    context.agentListenerResults.set(inboundKey, result);
+    return result;
   }
 
   private routeConfigurations(context: ClientContextState, subscription: Subscription): Map<string, EncodedResource> {
+    const known = context.routeResults.get(subscription);
+    if (known) return known;
     const names = subscription.wildcard ? [] : [...subscription.names];
     const out = new Map<string, EncodedResource>();
+    context.routeResults.set(subscription, out);
     for (const name of names) {
       // A port's configuration, or a gRPC target's, which routes one service port.
       const port = isPortRouteConfigName(name) ? Number(name) : resolveTarget(context.scope, name)?.port.number;
@@ -428,18 +456,30 @@ export class MeshTranslator implements ResourceGenerator {
       return out;
     }
     if (declaresProxylessGrpc(node)) return collect(context.clusters('grpc').list, subscription);
-    const resources: EncodedResource[] = [...context.clusters('agent').list, ...state.staticClusters];
-    for (const port of state.inboundPorts(identity).ports) resources.push(state.inboundCluster(port.targetPort, port.protocol));
-    return collect(resources, subscription);
+    // Inbound clusters are a function of target port and protocol only: nodes running different
+    // services on the same ports get the same cluster list.
+    const inboundClusters = state.inboundPorts(identity).ports.map((port) => state.inboundCluster(port.targetPort, port.protocol));
+    const key = inboundClusters.map((cluster) => `${cluster.name}|${cluster.hash}`).join('\u0000');
+    const known = context.agentClusterResults.get(key);
+    if (known) return known;
+    const result = collect([...context.clusters('agent').list, ...state.staticClusters, ...inboundClusters], subscription);
+    context.agentClusterResults.set(key, result);
+    return result;
   }
 
   private loadAssignments(context: ClientContextState, identity: NodeIdentity, subscription: Subscription): Map<string, EncodedResource> {
+    let byClient = context.loadAssignmentResults.get(subscription);
+    if (!byClient) context.loadAssignmentResults.set(subscription, (byClient = new Map()));
+    const clientKey = loadAssignmentClientKey(identity);
+    const known = byClient.get(clientKey);
+    if (known) return known;
     const names = subscription.wildcard ? context.loadAssignmentSpecs().keys() : subscription.names;
     const out = new Map<string, EncodedResource>();
     for (const name of names) {
       const encoded = context.loadAssignment(name, identity);
       if (encoded) out.set(name, encoded);
     }
+    byClient.set(clientKey, out);
     return out;
   }
 }
