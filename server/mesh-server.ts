@@ -267,6 +267,11 @@ export class MeshServer {
     this.model = model;
     this.metrics.observeModel(model);
     this.logger.debug({ version: model.version, cause, services: services.size }, 'model rebuilt');
+    // Until Consul's first full view is in, a model lacks its services: serving it would make every
+    // agent that (re)connects drop its clusters and endpoints, then get them back a moment later,
+    // each time a full push to the whole fleet. Clients wait for their first response instead, as
+    // Istio's proxies wait for istiod's caches to sync; agents keep serving their persisted config.
+    if (this.consul && !this.consul.status().ready) return;
     this.ads.setModel(model);
   }
 }
