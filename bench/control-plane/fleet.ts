@@ -179,3 +179,38 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
     await rm(configDir, { recursive: true, force: true });
   }
 }
+
+/**
+ * `node --import tsx bench/control-plane/fleet.ts [--clients N] ...`: the fleet part of `npm run bench`
+ * alone, to measure and profile the control plane without the data-plane and CA parts.
+ */
+if (require.main === module) {
+  void (async () => {
+    const { parseArgs } = await import('node:util');
+    const { integerOption } = await import('../support/integer-option');
+    const { values } = parseArgs({
+      options: {
+        clients: { type: 'string' }, services: { type: 'string' }, endpoints: { type: 'string' }, rounds: { type: 'string' },
+        'cpu-prof-dir': { type: 'string' }, 'server-arg': { type: 'string', multiple: true },
+      },
+      strict: true,
+    });
+    const services = integerOption('services', values.services, 1000, 1, 100_000);
+    const settings: FleetSettings = {
+      clients: integerOption('clients', values.clients, 1000, 1, 10_000),
+      services,
+      endpoints: integerOption('endpoints', values.endpoints, 10_000, services, 1_000_000),
+      rounds: integerOption('rounds', values.rounds, 2, 1, 100),
+      debounceMs: 100,
+      syncTimeoutMs: 300_000,
+      roundTimeoutMs: 240_000,
+      cpuProfDir: values['cpu-prof-dir'] === undefined ? undefined : path.resolve(values['cpu-prof-dir']),
+      serverArgs: values['server-arg'],
+    };
+    const result = await runFleet(settings, (line) => console.log(line));
+    console.log(JSON.stringify(result, null, 2));
+  })().catch((error: unknown) => {
+    process.stderr.write(`fleet: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}
