@@ -1,6 +1,6 @@
 // Resilience fields as unmodified @grpc/grpc-js-xds clients honour them when mesh-server serves
-// them from files: retries (gRFC A44), route timeouts (A31), fault delay and abort (A33) and
-// http2MaxRequests (A32). Outlier detection is left out: gRPC ejects only by success rate or failure
+// them from files: retries (gRFC A44), route timeouts (A31), fault delay and abort (A33),
+// http2MaxRequests (A32) and consistent hashing on a header (A42). Outlier detection is left out: gRPC ejects only by success rate or failure
 // percentage (A50), which Istio's consecutive-error fields do not express, so it never ejects.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
@@ -49,6 +49,9 @@ spec:
     - name: limited
       match: [{ headers: { x-case: { exact: limited } } }]
       route: [{ destination: { host: greeter, subset: limited } }]
+    - name: hashed
+      match: [{ headers: { x-case: { exact: hashed } } }]
+      route: [{ destination: { host: greeter, subset: hashed } }]
     - name: default
       route: [{ destination: { host: greeter } }]
 ---
@@ -64,6 +67,11 @@ spec:
       trafficPolicy:
         connectionPool:
           http: { http2MaxRequests: 3 }
+    - name: hashed
+      labels: { app: greeter }
+      trafficPolicy:
+        loadBalancer:
+          consistentHash: { httpHeaderName: x-user }
 `;
 
 /**
@@ -221,4 +229,29 @@ test.serial('http2MaxRequests 3 keeps at most 3 calls in flight to the subset an
   t.deepEqual(Object.keys(limited.errors), ['UNAVAILABLE']);
   // A call that waited for a free slot would take at least the hold time.
   t.true(Math.max(...rejectedMs) < Number(holdMs), `calls over the limit took up to ${Math.max(...rejectedMs)} ms to fail`);
+});
+
+test.serial('consistentHash on httpHeaderName sends every call of one x-user to one backend, and different users to both', async (t) => {
+  const USERS = 16;
+  const users = Array.from({ length: USERS }, (_, user) => `user-${user}`);
+  // grpc-js-xds 1.14.1 leaves a call queued until its deadline when its pick moves a ring endpoint
+  // from IDLE to READY at once, as happens when another cluster already holds a connection to it
+  // (grpc/grpc-node#2807): the first call to each backend goes first, with a short deadline.
+  let stuck = 0;
+  for (const user of users) stuck += (await run('hashed', { count: 1, deadlineMs: 1000 }, { 'x-user': user })).errors.DEADLINE_EXCEEDED ?? 0;
+  t.log(`warm-up: ${stuck} of ${USERS} first calls stuck until their deadline (at most one per backend)`);
+  t.true(stuck <= 2);
+
+  const byUser: Record<string, Record<string, number>> = {};
+  for (const user of users) {
+    const tally = await run('hashed', { count: 10, concurrency: 2 }, { 'x-user': user });
+    t.deepEqual(tally.errors, {});
+    byUser[user] = tally.backends;
+  }
+  const pinned = Object.values(byUser).filter((backends) => Object.keys(backends).length === 1).length;
+  const used = new Set(Object.values(byUser).flatMap((backends) => Object.keys(backends)));
+  t.log(`ring hash on x-user: ${pinned}/${USERS} users pinned to one backend; backends used ${[...used].join(', ')}`);
+  t.is(pinned, USERS, JSON.stringify(byUser));
+  // All 16 users on one backend has a chance of 2^-15 with two backends on the ring.
+  t.is(used.size, 2);
 });
