@@ -69,8 +69,11 @@ export class MeshServer {
   private readonly consul?: ConsulSource;
   private readonly ads: AdsServer;
   private readonly grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
-  /** A server of its own so the CA is never reachable on the plaintext port. */
-  private readonly secureGrpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  /**
+   * A server of its own so the CA is never reachable on the plaintext port. Channelz is off: nothing
+   * serves it, and its per-call bookkeeping cost ~30 µs of each certificate issued (bench:ca).
+   */
+  private readonly secureGrpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.enable_channelz': 0 });
   private caKeys?: CaKeys;
   private joinTokens?: JoinTokens;
   private servingIdentity?: ServingIdentity;
