@@ -42,7 +42,11 @@ export class HttpConnectionServer<Context> {
     this.h1 = http.createServer({
       headersTimeout,
       requestTimeout: 0,
-      keepAliveTimeout: idle,
+      // No separate keep-alive timeout: `timeout` below already closes a connection idle for `idle`,
+      // between requests as within one. A keep-alive timeout makes node re-arm the socket's timer
+      // twice per request (after each response and at the next request) and add a Keep-Alive header
+      // to every response, which Envoy does not send.
+      keepAliveTimeout: 0,
       // The server checks header deadlines on this period; a tenth keeps the overshoot small.
       connectionsCheckingInterval: Math.max(100, Math.floor(headersTimeout / 10)),
     });
