@@ -57,5 +57,13 @@ export function forwardResponse(res: DownstreamResponse, response: UpstreamRespo
       destroyResponse(res);
     }
   });
-  body.pipe(res as NodeJS.WritableStream, { end: false });
+  // Data events rather than pipe(): pipe's bookkeeping (listeners added to both streams and removed
+  // again, per response) cost more than the forwarding itself; backpressure works the same way.
+  const sink = res as NodeJS.WritableStream;
+  body.on('data', (chunk: Buffer) => {
+    if (!sink.write(chunk)) {
+      body.pause();
+      res.once('drain', () => body.resume());
+    }
+  });
 }
