@@ -116,6 +116,29 @@ test('HTTP/2: requests waiting for a stream the peer does not allow yet are pend
   t.is(app.streams(), 3);
 });
 
+test('HTTP/2: a pending request whose client leaves gives its place back at once and is never sent', async (t) => {
+  const app = await startHttp2App(t, 1, 400);
+  const harness = await startHarness(t, { destination: VIP });
+  harness.apply([web('HTTP2', app.port)], [destinationRule({ connectionPool: { http: { http1MaxPendingRequests: 1 } } })]);
+  t.is((await request(harness.port, { authority: 'web:8080', path: '/warm' })).status, 200);
+  const breaker = () => harness.table()!.guard(CLUSTER)!.breaker.stats();
+  let firstDone = false;
+  const first = request(harness.port, { authority: 'web:8080', path: '/first' }).then((reply) => ((firstDone = true), reply));
+  await eventually('the first request on the only stream', () => app.streams() === 2 || undefined);
+  const leaving = http.request({ host: '127.0.0.1', port: harness.port, path: '/leaving', headers: { host: 'web:8080' }, agent: false });
+  leaving.on('error', () => undefined);
+  leaving.end();
+  await eventually('the second request pending', () => breaker().remaining_pending === 0 || undefined);
+  leaving.destroy();
+  await eventually('the pending place given back', () => breaker().remaining_pending === 1 || undefined);
+  t.false(firstDone, 'given back only once the stream was free');
+  const third = await request(harness.port, { authority: 'web:8080', path: '/third' });
+  t.is(third.status, 200);
+  t.is((await first).status, 200);
+  t.is(app.streams(), 3, 'the abandoned request never reached the app');
+  t.is(flagCount(harness, 'UO'), 0);
+});
+
 test('HTTP/2: requests arriving while the session is still connecting are pending requests; beyond http1MaxPendingRequests they get 503 UO', async (t) => {
   const app = await startHttp2App(t, 100, 0);
   const harness = await startHarness(t, { destination: VIP });

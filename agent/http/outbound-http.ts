@@ -30,7 +30,7 @@ import { ClusterAdmission, type Admitted } from './request-admission';
 import { sendShadow, shadowAuthority } from './request-mirror';
 import { addFlag } from './response-flags';
 import { backOffMs, isRetriable, PREVIOUS_HOSTS, retryOnBits, type RetryableOutcome } from './retry-policy';
-import { attemptUpstream, endToEnd, type SentOutcome } from './upstream-attempt';
+import { attemptUpstream, endToEnd, type Closable, type SentOutcome } from './upstream-attempt';
 import type { UpstreamPool, UpstreamSettings, UpstreamTarget } from './upstream-pool';
 import type { CircuitBreaker } from '../resilience/circuit-breaker';
 import { ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS, type ConnectionSettings } from '../resilience/connection-settings';
@@ -255,12 +255,14 @@ export class OutboundHttp {
         headers,
         body: replay ? (retries === 0 ? replay.first : replay.replay()) : req,
         timeoutMs: overallGoverns ? (remaining === Infinity ? undefined : Math.max(1, Math.round(remaining))) : perTry,
+        downstream: res,
         ...(settings ? { settings } : {}),
       });
       releaseRetry();
-      if (outcome.kind === 'overflow') {
+      if (outcome.kind === 'overflow' || outcome.kind === 'abandoned') {
+        // Never sent: nothing for outlier detection, and no retry.
         done();
-        return this.localReply(res, exchange, OVERFLOW, outcome.message);
+        return outcome.kind === 'overflow' ? this.localReply(res, exchange, OVERFLOW, outcome.message) : undefined;
       }
       if (destination.key !== undefined) recordOutcome(guard?.detector, destination.key, outcome);
       if (outcome.kind === 'timeout' && overallGoverns) {
@@ -569,9 +571,9 @@ export class OutboundHttp {
         ...(settings ? { settings } : {}),
       });
       releaseRetry();
-      if (outcome.kind === 'overflow') {
+      if (outcome.kind === 'overflow' || outcome.kind === 'abandoned') {
         done();
-        return { reply: OVERFLOW };
+        return outcome.kind === 'overflow' ? { reply: OVERFLOW } : undefined;
       }
       if (destination.key !== undefined) recordOutcome(guard?.detector, destination.key, outcome);
       const upgraded = outcome.kind === 'response' && outcome.response.upgraded !== undefined;
@@ -724,13 +726,6 @@ function upstreamSettings(connection: ConnectionSettings, breaker: CircuitBreake
     maxRequestsPerConnection: connection.maxRequestsPerConnection,
     ...(connection.idleTimeoutMs !== ENVOY_DEFAULT_HTTP_IDLE_TIMEOUT_MS ? { idleTimeoutMs: connection.idleTimeoutMs } : {}),
   };
-}
-
-/** What a wait watches for the client leaving: a response, or an upgrade's socket. */
-interface Closable {
-  readonly destroyed: boolean;
-  once(event: 'close', listener: () => void): unknown;
-  off(event: 'close', listener: () => void): unknown;
 }
 
 /** Waits `ms` unless the client leaves first; true when the wait ran out with the client still there. */

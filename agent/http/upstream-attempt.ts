@@ -24,6 +24,15 @@ export interface UpstreamRequest {
   readonly upgrade?: string;
   /** The cluster's connection settings (connect timeout, idle timeout, requests per connection). */
   readonly settings?: UpstreamSettings;
+  /** The downstream side: when it closes while the request waits as a pending request, the wait ends. */
+  readonly downstream?: Closable;
+}
+
+/** What an attempt watches for the client leaving: a response, or an upgrade's socket. */
+export interface Closable {
+  readonly destroyed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
 }
 
 export interface UpstreamResponse {
@@ -49,10 +58,12 @@ export type AttemptOutcome =
   | { readonly kind: 'reset'; readonly message: string; readonly refusedStream?: boolean }
   | { readonly kind: 'timeout'; readonly message: string }
   /** Refused before it was sent: no pending request left under the cluster's circuit breaker (503 UO, never retried). */
-  | { readonly kind: 'overflow'; readonly message: string };
+  | { readonly kind: 'overflow'; readonly message: string }
+  /** Not sent: the downstream left while the request was pending (nothing to answer, nothing for outlier detection). */
+  | { readonly kind: 'abandoned'; readonly message: string };
 
 /** An outcome of an attempt that was sent (or tried to connect). */
-export type SentOutcome = Exclude<AttemptOutcome, { readonly kind: 'overflow' }>;
+export type SentOutcome = Exclude<AttemptOutcome, { readonly kind: 'overflow' | 'abandoned' }>;
 
 /** Connection-specific headers (RFC 9110 7.6.1): never forwarded, and forbidden in HTTP/2. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'host', 'http2-settings']);
@@ -154,9 +165,19 @@ function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
     const pending = opened;
     const waiting = new AttemptSettlement(resolve, request.timeoutMs, () => pending.cancel());
     const started = performance.now();
+    let gone = false;
+    const downstream = request.downstream;
+    const onGone = (): void => {
+      gone = true;
+      pending.cancel();
+      waiting.clearTimer();
+      waiting.settle({ kind: 'abandoned', message: 'the downstream closed while the request waited for an upstream HTTP/2 stream' });
+    };
+    downstream?.once('close', onGone);
     pending.stream.then(
       (stream) => {
-        if (waiting.timedOut) {
+        downstream?.off('close', onGone);
+        if (waiting.timedOut || gone) {
           stream.close(http2.constants.NGHTTP2_CANCEL);
           return;
         }
@@ -165,6 +186,7 @@ function attemptHttp2(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
         exchangeHttp2(stream, { ...request, timeoutMs: left }, resolve);
       },
       (error: Error) => {
+        downstream?.off('close', onGone);
         waiting.clearTimer();
         waiting.settle({ kind: 'connect-failure', message: error.message });
       },
