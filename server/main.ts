@@ -56,7 +56,7 @@ const program = new Command('mesh-server')
   .option('--consul-meta <key=value>', 'only services whose meta has key=value join the mesh (repeatable)', collect, [] as string[])
   .option('--consul-include-unhealthy', 'also map instances whose checks are not passing (marked unhealthy)', false)
   .option('--consul-namespace <ns>', 'Istio namespace that Consul services are placed in', 'default')
-  .option('--consul-max-connections <n>', 'connections to Consul at most (one long-poll per service; Consul allows 200 per client IP)', integer('--consul-max-connections', 2, 100_000), 150)
+  .option('--consul-max-connections <n>', 'connections to Consul at most (three long polls, the rest for service queries; Consul allows 200 per client IP)', integer('--consul-max-connections', 4, 100_000), 150)
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error']).default(process.env.MESH_LOG_LEVEL ?? 'info'));
 
 async function main(): Promise<void> {

@@ -1,5 +1,6 @@
 // Tests of ConsulSource against the Consul API simulator: loading, long-poll propagation, index
-// resets, failures, outages, ACLs, TLS, filters and the mapping to the mesh's Service model.
+// resets, failures, outages, ACLs, TLS, filters, bounded connections with many services, and the
+// mapping to the mesh's Service model.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,21 @@ import { ConsulSource, type ConsulSourceOptions } from './consul-source';
 import { until } from '../../test/support/eventually';
 
 const WEB = '/v1/health/service/web';
+const DB = '/v1/health/service/db';
 const CATALOG = '/v1/catalog/services';
+const CHECKS = '/v1/health/state/any';
+const NODES = '/v1/catalog/nodes';
+/** The three long polls the source holds, whatever the number of services. */
+const TABLE_POLLS = [NODES, CATALOG, CHECKS];
+
+/** Full health queries of a service (a probe carries a filter and asks only for the index). */
+function fetches(sim: ConsulSimulator, path: string): number {
+  return sim.requests.filter((request) => request.path === path && !new URLSearchParams(request.query).has('filter')).length;
+}
+
+function probes(sim: ConsulSimulator, path: string): number {
+  return sim.requests.filter((request) => request.path === path && new URLSearchParams(request.query).has('filter')).length;
+}
 
 async function startSimulator(t: ExecutionContext, options: SimulatorOptions = {}): Promise<ConsulSimulator> {
   const sim = await ConsulSimulator.start(options);
@@ -110,6 +125,52 @@ test('initial load maps every service but consul, and is ready only then', async
   t.is(sim.requestCount('/v1/health/service/consul'), 0, 'consul itself is never watched');
 });
 
+test('500 services: any change reaches the view within a fraction of the wait over at most maxConnections connections', async (t) => {
+  const sim = await startSimulator(t);
+  const services = 500;
+  for (let i = 0; i < services; i++) {
+    sim.registerInstance({ node: `host-${i % 50}`, nodeAddress: `10.3.${Math.floor(i / 250)}.${i % 250}`, id: `svc-${i}-a`, name: `svc-${i}`, port: 8000, checks: [{ status: 'passing' }] });
+    sim.registerInstance({ node: `host-${(i + 1) % 50}`, nodeAddress: `10.3.${Math.floor((i + 1) / 250)}.${(i + 1) % 250}`, id: `svc-${i}-b`, name: `svc-${i}`, port: 8000 });
+  }
+  const maxConnections = 8;
+  // A 30 s wait: with one long poll per service, services beyond the connection limit would only
+  // be asked again when a held poll times out, so only the table polls plus a sweep can be quick.
+  const source = createSource(t, sim, { maxConnections, waitMs: 30_000, rateLimit: { burst: 2, intervalMs: 100 } });
+  await source.start();
+  await until(() => source.status().ready, 'readiness', 60_000);
+  t.is(source.services().length, services);
+  await until(() => sim.held().length === 3, 'the table polls to be held');
+
+  const count = (name: string) => service(source, name)?.endpoints.length ?? -1;
+  const hosts = (name: string) => (service(source, name)?.endpoints ?? []).map((endpoint) => endpoint.address).sort();
+  const changes: Array<[string, () => void, () => boolean]> = [
+    ['a deregistration (no checks)', () => sim.deregisterInstance('host-13', 'svc-412-b'), () => count('svc-412') === 1],
+    ['a failing check', () => sim.setCheckStatus('service:svc-123-a', 'critical'), () => count('svc-123') === 1],
+    ['a registration', () => sim.registerInstance({ node: 'host-7', id: 'svc-499-c', name: 'svc-499', port: 8000 }), () => count('svc-499') === 3],
+    // Only the nodes table's index moves: the service list and the checks stay as they were.
+    ['a node address change', () => sim.registerNode('host-0', '10.9.9.9'), () => hosts('svc-0').includes('10.9.9.9')],
+  ];
+  for (const [what, change, arrived] of changes) {
+    const started = Date.now();
+    change();
+    await until(arrived, what, 20_000, 2);
+    const elapsed = Date.now() - started;
+    t.log(`${what}: ${elapsed} ms`);
+    t.true(elapsed < 10_000, `${what} arrived after ${elapsed} ms, with a 30 s wait`);
+  }
+  t.true(sim.peakConnectionCount <= maxConnections, `${sim.peakConnectionCount} connections open at once, at most ${maxConnections} allowed`);
+  const stats = source.status().stats!;
+  t.true(Number(stats.probes) >= services, 'each change is found by probing every service');
+  t.log(stats);
+  t.is(source.status().detail, undefined);
+});
+
+test('fewer than four connections is a configuration error naming the limit', (t) => {
+  t.throws(() => new ConsulSource({ address: '127.0.0.1:8500', logger: silentLogger(), maxConnections: 3 }), {
+    message: 'consul maxConnections 3: at least 4 are needed (3 held long polls and one query)',
+  });
+});
+
 test('labels, ports and protocols: version=v2 tag label, Meta over tags, most common port, declared or unspecified protocol', async (t) => {
   const sim = await startSimulator(t);
   sim.registerInstance({ node: 'n1', nodeAddress: '10.1.0.1', id: 'r1', name: 'reviews', port: 9080, tags: ['version=v1', 'canary', 'team=a'], meta: { team: 'b' }, checks: [{ status: 'passing' }] });
@@ -135,22 +196,24 @@ test('labels, ports and protocols: version=v2 tag label, Meta over tags, most co
   t.deepEqual(plain.endpoints.map((endpoint) => endpoint.ports), [{ unspecified: 81 }, { unspecified: 80 }]);
 });
 
-test('register, health changes and deregister arrive through the long poll within a fraction of the wait', async (t) => {
+test('register, health changes and deregister arrive through the long polls within a fraction of the wait', async (t) => {
   const sim = await startSimulator(t);
   seed(sim);
   const source = createSource(t, sim, { waitMs: 30_000 });
   await source.start();
   await until(() => source.status().ready, 'readiness');
-  await until(() => sim.held(WEB).length === 1, 'the web long poll to be held');
+  await until(() => sim.held().length === 3, 'the table long polls to be held');
 
   const measure = async (change: () => void, arrived: () => boolean, what: string): Promise<number> => {
-    const requestsBefore = sim.requestCount(WEB);
+    const webBefore = fetches(sim, WEB);
+    const dbBefore = fetches(sim, DB);
     const started = Date.now();
     change();
     await until(arrived, what);
     const elapsed = Date.now() - started;
-    // A change costs one answer to the held poll plus the next poll: no polling in between.
-    t.true(sim.requestCount(WEB) - requestsBefore <= 2, `${what}: ${sim.requestCount(WEB) - requestsBefore} requests`);
+    // The write wakes the table polls; the sweep that follows fetches only the service that changed.
+    t.is(fetches(sim, WEB) - webBefore, 1, `${what}: web fetched once`);
+    t.is(fetches(sim, DB) - dbBefore, 0, `${what}: db, unchanged, only probed`);
     return elapsed;
   };
 
@@ -172,7 +235,7 @@ test('register, health changes and deregister arrive through the long poll withi
   t.true(Date.now() - started < 2000);
 });
 
-test('only one long poll per watched service (and one on the catalog) is open at any time', async (t) => {
+test('one long poll per table (service list, checks, nodes) and at most one query per service are open at any time', async (t) => {
   const sim = await startSimulator(t);
   seed(sim);
   const source = createSource(t, sim);
@@ -198,9 +261,10 @@ test('only one long poll per watched service (and one on the catalog) is open at
   await until(() => sim.held().length === 3, 'the watches to settle on held polls');
 
   t.is(sim.maxInFlightCount(WEB), 1);
-  t.is(sim.maxInFlightCount('/v1/health/service/db'), 1);
-  t.is(sim.maxInFlightCount(CATALOG), 1);
-  t.deepEqual(sim.held().map((held) => held.path).sort(), [CATALOG, '/v1/health/service/db', WEB]);
+  t.is(sim.maxInFlightCount(DB), 1);
+  for (const path of TABLE_POLLS) t.is(sim.maxInFlightCount(path), 1, path);
+  t.deepEqual(sim.held().map((held) => held.path).sort(), TABLE_POLLS);
+  t.is(sim.inFlightCount(WEB) + sim.inFlightCount(DB), 0, 'no service query is held');
 });
 
 test('a raft index reset restarts the watch from index 0 and later changes still arrive', async (t) => {
@@ -209,7 +273,7 @@ test('a raft index reset restarts the watch from index 0 and later changes still
   const source = createSource(t, sim);
   await source.start();
   await until(() => source.status().ready && sim.held().length === 3, 'readiness and held polls');
-  const before = sim.held(WEB)[0]!.minIndex;
+  const before = sim.state.serviceIndex('web');
   t.true(before > 2);
 
   sim.raftReset(2);
@@ -222,8 +286,9 @@ test('a raft index reset restarts the watch from index 0 and later changes still
   await until(() => service(source, 'queue') !== undefined, 'a service registered after the reset');
 
   t.deepEqual(endpointAddresses(source, 'web'), ['10.0.0.1:8080', '10.0.0.3:8080', '192.168.0.2:8080']);
-  await until(() => sim.held(WEB).length === 1, 'the web poll to be held again');
-  t.true(sim.held(WEB)[0]!.minIndex <= sim.state.serviceIndex('web'), 'the watch blocks on the new, lower index');
+  await until(() => sim.held().length === 3, 'the table polls to be held again');
+  const current: Record<string, number> = { [CATALOG]: sim.state.catalogIndex(), [CHECKS]: sim.state.checksTableIndex(), [NODES]: sim.state.nodesTableIndex() };
+  for (const held of sim.held()) t.true(held.minIndex <= current[held.path]!, `${held.path} blocks on the new, lower index`);
   t.is(source.status().detail, undefined);
 });
 
@@ -234,7 +299,7 @@ test('a restore that lands between two polls is caught when the stale poll\'s wa
   const source = createSource(t, sim, { waitMs });
   await source.start();
   await until(() => source.status().ready && sim.held().length === 3, 'readiness and held polls');
-  const before = sim.held(WEB)[0]!.minIndex;
+  const before = sim.state.serviceIndex('web');
 
   // The write answers every held poll; the restore follows before the next polls arrive, so they
   // come with indexes from before the restore and Consul holds them for the whole wait.
@@ -421,22 +486,25 @@ test('passingOnly=false keeps warning and critical instances, critical ones unhe
   t.deepEqual(service(passing, 'pay')!.ports, [{ name: 'unspecified', number: 7000, protocol: 'UNSPECIFIED' }]);
 });
 
-test('a service that leaves the catalog disappears and its long poll is closed', async (t) => {
+test('a service that leaves the catalog disappears and is no longer queried', async (t) => {
   const sim = await startSimulator(t);
   seed(sim);
   const source = createSource(t, sim);
   await source.start();
   await until(() => source.status().ready, 'readiness');
-  await until(() => sim.held('/v1/health/service/db').length === 1, 'the db poll to be held');
   let changes = 0;
   source.onChange(() => changes++);
 
   sim.deregisterInstance('host-b', 'db-1');
   await until(() => service(source, 'db') === undefined, 'db to disappear');
   t.true(changes >= 1);
-  await until(() => sim.inFlightCount('/v1/health/service/db') === 0, 'the db poll to close');
   t.is(source.status().stats!.watchedServices, 1);
   t.deepEqual(source.services().map((s) => s.hostname), ['web.service.consul']);
+
+  const dbRequests = sim.requestCount(DB);
+  sim.setCheckStatus('service:web-1', 'critical');
+  await until(() => endpointAddresses(source, 'web').join() === '192.168.0.2:8080', 'the next change to web');
+  t.is(sim.requestCount(DB), dbRequests, 'the sweep after the next change leaves db out');
 });
 
 test('stop closes every long poll and no request follows', async (t) => {

@@ -1,5 +1,7 @@
 // The Consul API simulator's catalog: nodes, service instances and health checks with Consul's
 // raft-index bookkeeping (per-table and per-service indexes) that blocking queries are built on.
+// Instances and checks are also indexed by service and node, so that a catalog of thousands of
+// services answers each per-service query without scanning everything.
 import { randomUUID } from 'node:crypto';
 
 export type CheckStatus = 'passing' | 'warning' | 'critical';
@@ -83,9 +85,19 @@ export class CatalogState {
   raftIndex = 0;
   /** Index of the `services` table: any instance registered, changed or removed. */
   servicesIndex = 0;
+  /** Index of the `checks` table: any check created, changed or removed (`/v1/health/state/:state`). */
+  checksIndex = 0;
+  /**
+   * Index of the `nodes` table (`/v1/catalog/nodes`): a node created or changed, and, as in Consul
+   * since node catalog queries include services, any instance registered or removed.
+   */
+  nodesIndex = 0;
   /** Per-service index (Consul's `service.<name>` index entries), moved by instance, check and node writes. */
   private readonly serviceIndexes = new Map<string, number>();
   private readonly listeners = new Set<(kind: 'write' | 'restore') => void>();
+  private readonly instancesByService = new Map<string, Map<string, InstanceRecord>>();
+  private readonly instancesByNode = new Map<string, Map<string, InstanceRecord>>();
+  private readonly checksByNode = new Map<string, Map<string, CheckRecord>>();
 
   constructor(readonly defaultDatacenter: string) {}
 
@@ -104,9 +116,18 @@ export class CatalogState {
     return Math.max(1, this.servicesIndex);
   }
 
+  /** X-Consul-Index of `/health/state/:state`; never below 1. */
+  checksTableIndex(): number {
+    return Math.max(1, this.checksIndex);
+  }
+
+  /** X-Consul-Index of `/catalog/nodes`; never below 1. */
+  nodesTableIndex(): number {
+    return Math.max(1, this.nodesIndex);
+  }
+
   instancesOf(name: string): InstanceRecord[] {
-    return [...this.instances.values()]
-      .filter((instance) => instance.name === name)
+    return [...(this.instancesByService.get(name)?.values() ?? [])]
       .sort((a, b) => a.node.localeCompare(b.node) || a.id.localeCompare(b.id));
   }
 
@@ -116,8 +137,8 @@ export class CatalogState {
 
   /** Checks that decide an instance's health: its own and its node's. */
   checksFor(instance: InstanceRecord): CheckRecord[] {
-    return [...this.checks.values()]
-      .filter((check) => check.node === instance.node && (check.serviceId === '' || check.serviceId === instance.id))
+    return [...(this.checksByNode.get(instance.node)?.values() ?? [])]
+      .filter((check) => check.serviceId === '' || check.serviceId === instance.id)
       .sort((a, b) => a.checkId.localeCompare(b.checkId));
   }
 
@@ -154,14 +175,18 @@ export class CatalogState {
         createIndex: previous?.createIndex ?? index,
         modifyIndex: index,
       };
+      if (previous) this.unindexInstance(key, previous);
       this.instances.set(key, instance);
+      this.indexInstance(key, instance);
       if (previous && previous.name !== instance.name) this.serviceIndexes.set(previous.name, index);
+      let checksWritten = false;
       const named = new Set<string>();
       checks.forEach((check, position) => {
         const checkId = check.checkId ?? (checks.length === 1 ? `service:${id}` : `service:${id}:${position + 1}`);
         named.add(checkId);
         const existing = this.checks.get(checkKey(node.name, checkId));
-        this.checks.set(checkKey(node.name, checkId), {
+        checksWritten = true;
+        this.setCheck({
           node: node.name,
           checkId,
           name: check.name ?? `Service '${spec.name}' check`,
@@ -176,16 +201,18 @@ export class CatalogState {
           modifyIndex: index,
         });
       });
-      if (replaceExistingChecks) {
-        for (const [k, check] of this.checks) {
-          if (check.node === node.name && check.serviceId === id && !named.has(check.checkId)) this.checks.delete(k);
-        }
-      } else {
-        for (const check of this.checks.values()) {
-          if (check.node === node.name && check.serviceId === id) check.serviceName = spec.name;
+      for (const check of [...(this.checksByNode.get(node.name)?.values() ?? [])]) {
+        if (check.serviceId !== id) continue;
+        if (replaceExistingChecks && !named.has(check.checkId)) {
+          this.deleteCheck(check);
+          checksWritten = true;
+        } else if (!replaceExistingChecks) {
+          check.serviceName = spec.name;
         }
       }
       this.servicesIndex = index;
+      this.nodesIndex = index;
+      if (checksWritten) this.checksIndex = index;
       this.serviceIndexes.set(spec.name, index);
       return instance;
     });
@@ -197,10 +224,14 @@ export class CatalogState {
     if (!instance) return false;
     this.write((index) => {
       this.instances.delete(instanceKey(node, id));
-      for (const [key, check] of this.checks) {
-        if (check.node === node && check.serviceId === id) this.checks.delete(key);
+      this.unindexInstance(instanceKey(node, id), instance);
+      for (const check of [...(this.checksByNode.get(node)?.values() ?? [])]) {
+        if (check.serviceId !== id) continue;
+        this.deleteCheck(check);
+        this.checksIndex = index;
       }
       this.servicesIndex = index;
+      this.nodesIndex = index;
       this.serviceIndexes.set(instance.name, index);
     });
     return true;
@@ -216,6 +247,7 @@ export class CatalogState {
       check.status = status;
       if (output !== undefined) check.output = output;
       check.modifyIndex = index;
+      this.checksIndex = index;
       this.touchServicesOf(check.node, check.serviceId, index);
     });
   }
@@ -234,6 +266,8 @@ export class CatalogState {
     for (const check of this.checks.values()) { check.createIndex = clamp(check.createIndex); check.modifyIndex = clamp(check.modifyIndex); }
     for (const [name, value] of this.serviceIndexes) this.serviceIndexes.set(name, clamp(value));
     this.servicesIndex = clamp(this.servicesIndex);
+    this.checksIndex = clamp(this.checksIndex);
+    this.nodesIndex = clamp(this.nodesIndex);
     this.raftIndex = toIndex;
     for (const listener of this.listeners) listener('restore');
   }
@@ -264,8 +298,10 @@ export class CatalogState {
       modifyIndex: index,
     };
     this.nodes.set(spec.name, node);
+    this.nodesIndex = index;
     if (!existing) {
-      this.checks.set(checkKey(spec.name, SERF_HEALTH), {
+      this.checksIndex = index;
+      this.setCheck({
         node: spec.name,
         checkId: SERF_HEALTH,
         name: 'Serf Health Status',
@@ -286,10 +322,42 @@ export class CatalogState {
 
   /** A node-level change (serviceId '') moves the index of every service on that node. */
   private touchServicesOf(node: string, serviceId: string, index: number): void {
-    for (const instance of this.instances.values()) {
-      if (instance.node === node && (serviceId === '' || instance.id === serviceId)) {
-        this.serviceIndexes.set(instance.name, index);
-      }
+    for (const instance of this.instancesByNode.get(node)?.values() ?? []) {
+      if (serviceId === '' || instance.id === serviceId) this.serviceIndexes.set(instance.name, index);
     }
+  }
+
+  private indexInstance(key: string, instance: InstanceRecord): void {
+    let byService = this.instancesByService.get(instance.name);
+    if (!byService) this.instancesByService.set(instance.name, byService = new Map());
+    byService.set(key, instance);
+    let byNode = this.instancesByNode.get(instance.node);
+    if (!byNode) this.instancesByNode.set(instance.node, byNode = new Map());
+    byNode.set(key, instance);
+  }
+
+  private unindexInstance(key: string, instance: InstanceRecord): void {
+    const byService = this.instancesByService.get(instance.name);
+    byService?.delete(key);
+    if (byService?.size === 0) this.instancesByService.delete(instance.name);
+    const byNode = this.instancesByNode.get(instance.node);
+    byNode?.delete(key);
+    if (byNode?.size === 0) this.instancesByNode.delete(instance.node);
+  }
+
+  private setCheck(check: CheckRecord): void {
+    const key = checkKey(check.node, check.checkId);
+    this.checks.set(key, check);
+    let byNode = this.checksByNode.get(check.node);
+    if (!byNode) this.checksByNode.set(check.node, byNode = new Map());
+    byNode.set(key, check);
+  }
+
+  private deleteCheck(check: CheckRecord): void {
+    const key = checkKey(check.node, check.checkId);
+    this.checks.delete(key);
+    const byNode = this.checksByNode.get(check.node);
+    byNode?.delete(key);
+    if (byNode?.size === 0) this.checksByNode.delete(check.node);
   }
 }

@@ -1,5 +1,6 @@
 // Self-test of the Consul API simulator: blocking-query semantics, response shapes, ACLs, failure
 // injection and outages, so that tests built on it exercise Consul's behaviour and not an invention.
+import http from 'node:http';
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import Consul from 'consul';
@@ -295,4 +296,100 @@ test('malformed index or wait is a 400, as in Consul', async (t) => {
   const badWait = await get(sim, '/v1/catalog/services?index=1&wait=10');
   t.is(badWait.status, 400);
   t.is(badWait.body, 'Invalid wait time');
+});
+
+test('health/state/:state lists checks and blocks on the checks table: check writes wake it, a check-less registration does not', async (t) => {
+  const sim = await simulator(t);
+  seed(sim);
+  const any = await get(sim, '/v1/health/state/any');
+  t.is(any.status, 200);
+  const checks = any.body as Array<{ Node: string; CheckID: string; Status: string; ServiceName: string; ServiceTags: string[] }>;
+  t.deepEqual(checks.map((check) => `${check.Node}/${check.CheckID}`), [
+    'consul-server-1/serfHealth', 'node-a/serfHealth', 'node-a/service:web-1', 'node-b/serfHealth', 'node-b/service:db-1', 'node-b/service:web-2',
+  ]);
+  t.like(checks.find((check) => check.CheckID === 'service:web-1')!, { Status: 'passing', ServiceName: 'web', ServiceTags: ['v1', 'mesh'] });
+  t.deepEqual(((await get(sim, '/v1/health/state/warning')).body as typeof checks).map((check) => check.CheckID), ['service:web-2']);
+  t.deepEqual((await get(sim, '/v1/health/state/sleepy')).body, [], 'an unknown state matches no check, as in Consul');
+  const missing = await get(sim, '/v1/health/state/');
+  t.is(missing.status, 400);
+  t.is(missing.body, 'Missing check state');
+  const none = await get(sim, `/v1/health/state/any?filter=${encodeURIComponent('CheckID == "" and CheckID != ""')}`);
+  t.deepEqual(none.body, [], 'a filter empties the list');
+  t.is(none.index, any.index, 'and leaves the index alone');
+
+  const pending = get(sim, `/v1/health/state/any?index=${any.index}&wait=30s`);
+  await until(() => sim.held('/v1/health/state/any').length === 1, 'the query to be held');
+  sim.registerInstance({ node: 'node-a', id: 'api-1', name: 'api', port: 9000 });
+  t.is(sim.held('/v1/health/state/any').length, 1, 'an instance without checks leaves the checks table alone');
+  sim.setCheckStatus('service:db-1', 'critical');
+  const woken = await pending;
+  t.true(woken.index > any.index);
+  t.is((woken.body as typeof checks).find((check) => check.CheckID === 'service:db-1')!.Status, 'critical');
+
+  // Deregistering an instance deletes its checks: the checks table moves too.
+  const before = sim.state.checksTableIndex();
+  sim.deregisterInstance('node-b', 'web-2');
+  t.true(sim.state.checksTableIndex() > before);
+});
+
+test('catalog/nodes lists nodes and blocks on the nodes table: node changes and instance writes wake it, check writes do not', async (t) => {
+  const sim = await simulator(t);
+  seed(sim);
+  const first = await get(sim, '/v1/catalog/nodes');
+  const nodes = first.body as Array<{ Node: string; Address: string; Datacenter: string; Meta: Record<string, string>; ModifyIndex: number }>;
+  t.deepEqual(nodes.map((node) => [node.Node, node.Address]), [['consul-server-1', '127.0.0.1'], ['node-a', '10.0.0.1'], ['node-b', '10.0.0.2']]);
+  t.like(nodes[1]!, { Datacenter: 'dc1', Meta: { 'consul-network-segment': '' } });
+  t.deepEqual(((await get(sim, `/v1/catalog/nodes?filter=${encodeURIComponent('Address == "10.0.0.2"')}`)).body as typeof nodes).map((node) => node.Node), ['node-b']);
+
+  const pending = get(sim, `/v1/catalog/nodes?index=${first.index}&wait=30s`);
+  await until(() => sim.held('/v1/catalog/nodes').length === 1, 'the query to be held');
+  sim.setCheckStatus('service:web-1', 'critical');
+  t.is(sim.held('/v1/catalog/nodes').length, 1, 'a check write leaves the nodes table alone');
+  const webIndex = sim.state.serviceIndex('web');
+  const catalogIndex = sim.state.catalogIndex();
+  sim.registerNode('node-b', '10.0.0.22');
+  const woken = await pending;
+  t.true(woken.index > first.index);
+  t.is((woken.body as typeof nodes).find((node) => node.Node === 'node-b')!.Address, '10.0.0.22');
+  t.true(sim.state.serviceIndex('web') > webIndex, 'a node change moves the index of the services on it');
+  t.is(sim.state.catalogIndex(), catalogIndex, 'but not the service list\'s');
+
+  const nodesIndex = sim.state.nodesTableIndex();
+  sim.registerInstance({ node: 'node-a', id: 'api-1', name: 'api', port: 9000 });
+  t.true(sim.state.nodesTableIndex() > nodesIndex, 'instance writes move the nodes table, as node queries include services');
+});
+
+test('catalog/nodes and node checks need node:read: tokens with service rules only see them filtered', async (t) => {
+  const sim = await simulator(t, { acl: { defaultPolicy: 'deny', tokens: [{ secretId: 'reader', serviceRead: [''] }, { secretId: 'root', management: true }] } });
+  seed(sim);
+  const filtered = await get(sim, '/v1/catalog/nodes', { 'X-Consul-Token': 'reader' });
+  t.deepEqual(filtered.body, []);
+  t.is(filtered.headers.get('x-consul-results-filtered-by-acls'), 'true');
+  t.true(filtered.index >= 1);
+  const checks = (await get(sim, '/v1/health/state/any', { 'X-Consul-Token': 'reader' })).body as Array<{ CheckID: string }>;
+  t.deepEqual(checks.map((check) => check.CheckID), ['service:web-1', 'service:db-1', 'service:web-2'], 'only service checks: serfHealth is a node check');
+  t.is(((await get(sim, '/v1/catalog/nodes', { 'X-Consul-Token': 'root' })).body as unknown[]).length, 3);
+});
+
+test('the connection count and its peak follow the clients\' sockets', async (t) => {
+  const sim = await simulator(t);
+  seed(sim);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  t.teardown(() => agent.destroy());
+  const { index } = await get(sim, '/v1/catalog/services');
+  // fetch keeps its own connection open: count from there.
+  const baseline = sim.connectionCount;
+  const held = Array.from({ length: 4 }, () => new Promise<void>((resolve, reject) => {
+    http.get({ agent, host: '127.0.0.1', port: sim.port, path: `/v1/catalog/services?index=${index}&wait=30s` }, (res) => { res.resume(); res.on('end', resolve); }).on('error', reject);
+  }));
+  await until(() => sim.held('/v1/catalog/services').length === 4, 'four held queries');
+  t.is(sim.connectionCount, baseline + 4);
+  t.is(sim.peakConnectionCount, baseline + 4);
+  sim.registerInstance({ node: 'node-a', id: 'api-1', name: 'api', port: 9000 });
+  await Promise.all(held);
+  agent.destroy();
+  await until(() => sim.connectionCount === baseline, 'the sockets to close');
+  t.is(sim.peakConnectionCount, baseline + 4, 'the peak stays');
+  sim.resetRequestStats();
+  t.is(sim.peakConnectionCount, baseline, 'until the stats are reset');
 });

@@ -1,5 +1,6 @@
-// A Consul HTTP API simulator for tests: the catalog, health, agent-registration and status endpoints
-// the mesh uses, with Consul's blocking-query, ACL and error behaviour, plus a test-control API.
+// A Consul HTTP API simulator for tests: the catalog (services, nodes, service instances), health
+// (per service, checks by state), agent-registration and status endpoints the mesh uses, with
+// Consul's blocking-query, ACL and error behaviour, plus a test-control API.
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -164,6 +165,7 @@ export class ConsulSimulator {
   private readonly jitter: boolean;
   private boundPort = 0;
   private listening = false;
+  private peakConnections = 0;
 
   private constructor(options: SimulatorOptions) {
     this.datacenter = options.datacenter ?? 'dc1';
@@ -186,6 +188,7 @@ export class ConsulSimulator {
     this.server.keepAliveTimeout = 30_000;
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
+      this.peakConnections = Math.max(this.peakConnections, this.sockets.size);
       socket.on('close', () => this.sockets.delete(socket));
     });
     this.state.onCommit((kind) => this.wake(kind));
@@ -303,13 +306,20 @@ export class ConsulSimulator {
   /** The most requests for a path that were ever served at the same time. */
   maxInFlightCount(path: string): number { return this.maxInFlight.get(path) ?? 0; }
 
+  /** Client connections open now. */
+  get connectionCount(): number { return this.sockets.size; }
+
+  /** The most client connections that were open at the same time (Consul limits them per client IP). */
+  get peakConnectionCount(): number { return this.peakConnections; }
+
   requestCount(path: string): number {
     return this.requests.filter((request) => request.path === path).length;
   }
 
-  /** Forgets request history and concurrency peaks (not the requests still in flight). */
+  /** Forgets request history and concurrency peaks (not the requests and connections still open). */
   resetRequestStats(): void {
     this.requests.length = 0;
+    this.peakConnections = this.sockets.size;
     this.maxInFlight.clear();
     for (const [path, count] of this.inFlight) if (count > 0) this.maxInFlight.set(path, count);
   }
@@ -362,6 +372,14 @@ export class ConsulSimulator {
     const principal = this.authenticate(req, query);
     if (path === '/v1/catalog/services') {
       return read(() => this.blocking(res, record, query, () => this.state.catalogIndex(), () => this.catalogServices(principal, query)));
+    }
+    if (path === '/v1/catalog/nodes') {
+      return read(() => this.blocking(res, record, query, () => this.state.nodesTableIndex(), () => this.catalogNodes(principal, query)));
+    }
+    if ((match = /^\/v1\/health\/state\/([^/]*)$/.exec(path))) {
+      const state = decodeURIComponent(match[1]!);
+      if (state === '') throw new HttpError(400, 'Missing check state');
+      return read(() => this.blocking(res, record, query, () => this.state.checksTableIndex(), () => this.healthState(principal, state, query)));
     }
     if ((match = /^\/v1\/catalog\/service\/([^/]+)$/.exec(path))) {
       const name = decodeURIComponent(match[1]!);
@@ -539,6 +557,40 @@ export class ConsulSimulator {
       tags.set(instance.name, set);
     }
     const body = Object.fromEntries([...tags.keys()].sort().map((name) => [name, [...tags.get(name)!].sort()]));
+    return { status: 200, body, headers: this.filteredHeader(filtered) };
+  }
+
+  /**
+   * `/v1/catalog/nodes`: every node, sorted by name. Reading nodes takes node:read, which the
+   * simulator's tokens (service rules only) never grant: only a management token sees them.
+   */
+  private catalogNodes(principal: Principal, query: URLSearchParams): Reply {
+    const filter = this.filter(query);
+    const nodes = [...this.state.nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const visible = principal.kind === 'management' ? nodes : [];
+    const body = visible.map((node) => this.nodeJson(node)).filter((entry) => !filter || filter(entry));
+    return { status: 200, body, headers: this.filteredHeader(visible.length < nodes.length) };
+  }
+
+  /**
+   * `/v1/health/state/:state`: the checks in a state (`any` for all), sorted by node and check ID.
+   * An unknown state matches no check, as in Consul, which only rejects a missing one. A service
+   * check needs service:read; a node check needs node:read (management tokens only, here).
+   */
+  private healthState(principal: Principal, state: string, query: URLSearchParams): Reply {
+    const filter = this.filter(query);
+    let filtered = false;
+    const checks: CheckRecord[] = [];
+    for (const check of this.state.checks.values()) {
+      if (state !== 'any' && check.status !== state) continue;
+      const readable = check.serviceName === '' ? principal.kind === 'management' : this.may(principal, 'read', check.serviceName);
+      if (!readable) { filtered = true; continue; }
+      checks.push(check);
+    }
+    checks.sort((a, b) => a.node.localeCompare(b.node) || a.checkId.localeCompare(b.checkId));
+    const body = checks
+      .map((check) => this.checkJson(check, check.serviceId === '' ? [] : this.state.instance(check.node, check.serviceId)?.tags ?? []))
+      .filter((entry) => !filter || filter(entry));
     return { status: 200, body, headers: this.filteredHeader(filtered) };
   }
 
