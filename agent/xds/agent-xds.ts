@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type * as grpc from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../../lib/log';
 import { AdsClient, type AdsClientNode, type AdsNack, type AdsUpdate, type BackoffOptions, type DecodedResource } from '../../lib/xds/ads-client';
+import { EncodedResourceMap } from '../../lib/xds/encoded-resource-map';
 import { TYPE_SHORT_NAME, TypeUrl, unpackAny, type ResourceTypeUrl } from '../../lib/xds/protos';
 import { SnapshotStore, type TypeSnapshot, type XdsSnapshot } from './snapshot-store';
 
@@ -100,6 +101,14 @@ export function referencedEndpointNames(clusters: ResourceMap): string[] {
   return [...names].sort();
 }
 
+function holdDecoded(maps: readonly ResourceMap[]): void {
+  for (const map of maps) if (map instanceof EncodedResourceMap) map.holdDecoded();
+}
+
+function releaseDecoded(maps: readonly ResourceMap[]): void {
+  for (const map of maps) if (map instanceof EncodedResourceMap) map.releaseDecoded();
+}
+
 function versionsOf(versions: Iterable<[string, string | undefined]>): AgentXdsConfig['versions'] {
   const out: AgentXdsConfig['versions'] = {};
   for (const [typeUrl, version] of versions) if (version !== undefined) out[TYPE_SHORT_NAME[typeUrl as ResourceTypeUrl]] = version;
@@ -141,7 +150,14 @@ export class AgentXds extends EventEmitter<AgentXdsEvents> {
     if (this.closed) return;
     if (snapshot) {
       const view = this.viewFromSnapshot(snapshot);
-      if (view) this.publish(view);
+      if (view) {
+        const maps = [view.listeners, view.clusters, view.routes, view.endpoints];
+        try {
+          this.publish(view);
+        } finally {
+          releaseDecoded(maps);
+        }
+      }
     }
     this.connect();
   }
@@ -180,7 +196,8 @@ export class AgentXds extends EventEmitter<AgentXdsEvents> {
       credentials: this.options.credentials,
       logger: this.log,
       backoff: this.options.backoff,
-      keepEncoded: true,
+      // The data plane compiles each view; decoded objects would otherwise stay alive next to it.
+      retainDecoded: false,
       userAgent: 'mesh-agent',
       validate: this.options.validate,
     });
@@ -238,6 +255,17 @@ export class AgentXds extends EventEmitter<AgentXdsEvents> {
     const clusters = client.resources(TypeUrl.Cluster);
     const routes = client.resources(TypeUrl.RouteConfiguration);
     const endpoints = client.resources(TypeUrl.ClusterLoadAssignment);
+    const maps = [listeners, clusters, routes, endpoints];
+    // Each resource is decoded at most once while this view is checked and compiled, then let go.
+    holdDecoded(maps);
+    try {
+      this.offerView(client, warmingExpired, { listeners, clusters, routes, endpoints });
+    } finally {
+      releaseDecoded(maps);
+    }
+  }
+
+  private offerView(client: AdsClient, warmingExpired: boolean, { listeners, clusters, routes, endpoints }: Pick<AgentXdsConfig, 'listeners' | 'clusters' | 'routes' | 'endpoints'>): void {
     const missing = [
       ...referencedRouteNames(listeners).filter((name) => !routes.has(name)).map((name) => `RDS ${name}`),
       ...referencedEndpointNames(clusters).filter((name) => !endpoints.has(name)).map((name) => `EDS ${name}`),
@@ -279,10 +307,13 @@ export class AgentXds extends EventEmitter<AgentXdsEvents> {
 
   /** The persisted view, decoded and passed through the validator; undefined when it is unusable. */
   private viewFromSnapshot(snapshot: XdsSnapshot): AgentXdsConfig | undefined {
-    const decoded = new Map<string, Map<string, DecodedResource>>();
+    const decoded = new Map<string, EncodedResourceMap>();
     for (const typeUrl of TYPES) {
-      const resources = new Map<string, DecodedResource>();
-      for (const [name, any] of snapshot.get(typeUrl)?.resources ?? []) resources.set(name, unpackAny<DecodedResource>(any));
+      const encoded = snapshot.get(typeUrl)?.resources ?? new Map();
+      const objects = new Map<string, DecodedResource>();
+      for (const [name, any] of encoded) objects.set(name, unpackAny<DecodedResource>(any));
+      // Decoded objects held until the view is published (start() releases them), like a server view's.
+      const resources = new EncodedResourceMap(encoded, objects);
       // The data plane may have changed since the snapshot was taken (an upgrade): it must still accept it.
       const problem = snapshot.has(typeUrl) ? this.check(typeUrl, resources) : undefined;
       if (problem !== undefined) {

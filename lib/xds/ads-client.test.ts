@@ -215,6 +215,41 @@ test('keepEncoded holds the accepted Any bytes as received, merged and dropped l
   t.deepEqual([...client.resources(TypeUrl.ClusterLoadAssignment).keys()], ['b']);
 });
 
+test('retainDecoded false: listeners see decoded objects during the update, afterwards only the bytes are held', async (t) => {
+  const server = await ScriptedServer.start(t);
+  const validated: string[] = [];
+  const client = newClient(t, server, {
+    retainDecoded: false,
+    validate: (_type, resources) => {
+      // Kept resources are decoded for a validator that reads them.
+      for (const [name, resource] of resources) validated.push(`${name}:${JSON.stringify(resource).includes('10.0.0.9') ? 'new' : 'old'}`);
+      return undefined;
+    },
+  });
+  const during: boolean[] = [];
+  client.on('update', (update) => {
+    // The update's objects and the client's are the same while listeners run: one decode serves both.
+    during.push([...update.resources.keys()].every((name) => client.resources(update.typeUrl).get(name) === update.resources.get(name)));
+  });
+  client.subscribe(TypeUrl.ClusterLoadAssignment, ['a', 'b']);
+  const stream = await server.stream(0);
+  await stream.request(0);
+  const a = assignment('a', '10.0.0.1');
+  stream.respond(TypeUrl.ClusterLoadAssignment, 'e1', [a, assignment('b', '10.0.0.2')]);
+  await eventually('e1', () => client.version(TypeUrl.ClusterLoadAssignment) === 'e1');
+  stream.respond(TypeUrl.ClusterLoadAssignment, 'e2', [assignment('b', '10.0.0.9')]);
+  await eventually('e2', () => client.version(TypeUrl.ClusterLoadAssignment) === 'e2');
+  t.deepEqual(during, [true, true]);
+  t.deepEqual(validated, ['a:old', 'b:old', 'a:old', 'b:new']);
+  const held = client.resources(TypeUrl.ClusterLoadAssignment);
+  t.deepEqual([...held.keys()].sort(), ['a', 'b']);
+  t.not(held.get('a'), held.get('a'), 'nothing decoded stays alive: each read decodes the bytes');
+  t.regex(JSON.stringify(held.get('b')), /10\.0\.0\.9/);
+  t.deepEqual(client.encodedResources(TypeUrl.ClusterLoadAssignment).get('a'), a, 'retainDecoded false keeps the bytes');
+  client.subscribe(TypeUrl.ClusterLoadAssignment, ['b']);
+  t.deepEqual([...client.resources(TypeUrl.ClusterLoadAssignment).keys()], ['b']);
+});
+
 test('without keepEncoded no Any bytes are held', async (t) => {
   const server = await ScriptedServer.start(t);
   const client = newClient(t, server);

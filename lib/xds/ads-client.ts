@@ -9,12 +9,13 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
 import pino from 'pino';
 import type { Logger } from '../log';
-import { adsService, resourceTypes, TypeUrl, unpackAny, type PackedAny } from './protos';
+import { EncodedResourceMap, type DecodedResource } from './encoded-resource-map';
+import { resourceTypes, TypeUrl, unpackAny, type PackedAny } from './protos';
 import { jsonToStruct } from './struct';
 import { encodeMessage, encodeRepeatedString, lengthDelimitedTag, WireReader, type WirePart } from './wire';
 import { AnyField, DiscoveryRequestField, DiscoveryResponseField, StatusField } from './field-numbers';
 
-export type DecodedResource = Record<string, unknown>;
+export type { DecodedResource } from './encoded-resource-map';
 
 /** Ping the server after this long without traffic on the channel (see the client options below). */
 const KEEPALIVE_TIME_MS = 30_000;
@@ -57,6 +58,12 @@ export interface AdsClientOptions {
   userAgent?: string;
   /** Keep each accepted resource's Any bytes too (`encodedResources`), for persisting exactly what was accepted. */
   keepEncoded?: boolean;
+  /**
+   * false: once an update's listeners have run, hold accepted resources only as their Any bytes
+   * (implies `keepEncoded`); `resources` then decodes on each read. For a client that compiles
+   * each update and would otherwise keep every decoded object alive (mesh-agent). Default true.
+   */
+  retainDecoded?: boolean;
 }
 
 export interface AdsUpdate {
@@ -103,7 +110,7 @@ interface TypeState {
   version?: string;
   /** Latest nonce received on the current stream. */
   nonce?: string;
-  resources: Map<string, DecodedResource>;
+  resources: ReadonlyMap<string, DecodedResource>;
   /** With `keepEncoded`: the received Any of each resource in `resources`. */
   encoded: Map<string, PackedAny>;
   /** Explicit names went out on this stream, so a later wildcard must be spelled `*`. */
@@ -149,11 +156,11 @@ function encodeNode(node: AdsClientNode, userAgent: string): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-let streamMethodPath: string | undefined;
-function methodPath(): string {
-  streamMethodPath ??= adsService().service.StreamAggregatedResources!.path;
-  return streamMethodPath;
-}
+/**
+ * The ADS method's path, spelled out: loading ads.proto through proto-loader only to read it cost
+ * every agent megabytes of descriptors (protos.test.ts checks it against the service definition).
+ */
+export const ADS_STREAM_METHOD_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
 /** Reads the DiscoveryResponse envelope; resources are kept as Any views into `bytes` when asked. */
 export function parseDiscoveryResponse(bytes: Buffer, keepResources: boolean): ParsedResponse {
@@ -210,6 +217,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
   private readonly validate?: AdsClientOptions['validate'];
   private readonly decode: boolean;
   private readonly keepEncoded: boolean;
+  private readonly retainDecoded: boolean;
   private readonly backoff: Required<BackoffOptions>;
   private readonly types = new Map<string, TypeState>();
   private call?: grpc.ClientDuplexStream<Buffer, Buffer>;
@@ -227,7 +235,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.log = options.logger ?? silentLog();
     this.validate = options.validate;
     this.decode = options.decode ?? true;
-    this.keepEncoded = options.keepEncoded ?? false;
+    this.retainDecoded = options.retainDecoded ?? true;
+    this.keepEncoded = (options.keepEncoded ?? false) || !this.retainDecoded;
     this.backoff = {
       initialMs: options.backoff?.initialMs ?? 250,
       maxMs: options.backoff?.maxMs ?? 30_000,
@@ -306,7 +315,7 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.reconnectTimer = undefined;
     if (this.closed || this.call) return;
     if (this.streamsStarted++ > 0) this.counters.reconnects++;
-    const call = this.grpcClient.makeBidiStreamRequest<Buffer, Buffer>(methodPath(), (b) => b, (b) => b);
+    const call = this.grpcClient.makeBidiStreamRequest<Buffer, Buffer>(ADS_STREAM_METHOD_PATH, (b) => b, (b) => b);
     this.call = call;
     this.nodeSent = false;
     this.connected = false;
@@ -404,6 +413,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     state.resources = decoded.resources;
     state.encoded = decoded.encoded;
     this.accept(state, response, decoded.resources);
+    // The update's listeners have compiled what they need; from now on only the bytes are held.
+    if (decoded.resources instanceof EncodedResourceMap) decoded.resources.releaseDecoded();
   }
 
   private check(typeUrl: string, resources: ReadonlyMap<string, DecodedResource>): string | undefined {
@@ -437,17 +448,22 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
    * complete set; for other types a response may carry only some resources, so the rest is kept
    * (Envoy's xDS protocol, "grouping resources into responses").
    */
-  private decodeResources(state: TypeState, response: ParsedResponse): { resources: Map<string, DecodedResource>; encoded: Map<string, PackedAny> } | string {
+  private decodeResources(state: TypeState, response: ParsedResponse): { resources: ReadonlyMap<string, DecodedResource>; encoded: Map<string, PackedAny> } | string {
     const complete = state.typeUrl === TypeUrl.Listener || state.typeUrl === TypeUrl.Cluster;
     const wanted = state.names === '*' ? undefined : new Set(state.names);
     const next = new Map<string, DecodedResource>();
     const encoded = new Map<string, PackedAny>();
     if (!complete) {
-      for (const [name, resource] of state.resources) {
-        if (wanted && !wanted.has(name)) continue;
-        next.set(name, resource);
-        const any = state.encoded.get(name);
-        if (any) encoded.set(name, any);
+      if (this.retainDecoded) {
+        for (const [name, resource] of state.resources) {
+          if (wanted && !wanted.has(name)) continue;
+          next.set(name, resource);
+          const any = state.encoded.get(name);
+          if (any) encoded.set(name, any);
+        }
+      } else {
+        // Kept resources stay encoded; they are decoded only if someone reads them (a validator).
+        for (const [name, any] of state.encoded) if (!wanted || wanted.has(name)) encoded.set(name, any);
       }
     }
     const seen = new Set<string>();
@@ -471,23 +487,24 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
         if (this.keepEncoded) encoded.set(name, { type_url: any.type_url, value: Buffer.from(any.value) });
       }
     }
-    return { resources: next, encoded };
+    // Until released after the update, the resources just decoded are served as they are.
+    return { resources: this.retainDecoded ? next : new EncodedResourceMap(encoded, next), encoded };
   }
 
   /** A new map rather than deleting in place: listeners may still hold the one they were given. */
   private dropUnsubscribed(state: TypeState): void {
     if (state.names === '*') return;
     const wanted = new Set(state.names);
-    const kept = new Map<string, DecodedResource>();
     const keptEncoded = new Map<string, PackedAny>();
-    for (const [name, resource] of state.resources) {
-      if (!wanted.has(name)) continue;
-      kept.set(name, resource);
-      const any = state.encoded.get(name);
-      if (any) keptEncoded.set(name, any);
-    }
-    state.resources = kept;
+    for (const [name, any] of state.encoded) if (wanted.has(name)) keptEncoded.set(name, any);
     state.encoded = keptEncoded;
+    if (!this.retainDecoded) {
+      state.resources = new EncodedResourceMap(keptEncoded);
+      return;
+    }
+    const kept = new Map<string, DecodedResource>();
+    for (const [name, resource] of state.resources) if (wanted.has(name)) kept.set(name, resource);
+    state.resources = kept;
   }
 
   /** Listener errors are the caller's bugs; they must not break the protocol state machine. */

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { packAny, unpackAny, typed, TypeUrl, adsService } from './protos';
+import { ADS_STREAM_METHOD_PATH } from './ads-client';
 
 test('a listener with a typed HTTP connection manager survives encode and decode', (t) => {
   const listener = {
@@ -41,4 +42,8 @@ test('a nested Any of a type that is not loaded is refused, not encoded empty', 
     filter_chains: [{ filters: [{ name: 'f', typed_config: typed('envoy.extensions.filters.network.no_such_filter.v3.Nope', {}) }] }],
   }));
   t.regex(error!.message, /filter_chains\[0\]\.filters\[0\]\.typed_config: type type\.googleapis\.com\/envoy\.extensions\.filters\.network\.no_such_filter\.v3\.Nope is not among the loaded protos/);
+});
+
+test('the ADS method path the client spells out is the one the service definition declares', (t) => {
+  t.is(ADS_STREAM_METHOD_PATH, adsService().service.StreamAggregatedResources!.path);
 });
