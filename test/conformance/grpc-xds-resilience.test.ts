@@ -1,7 +1,8 @@
 // Resilience fields as unmodified @grpc/grpc-js-xds clients honour them when mesh-server serves
 // them from files: retries (gRFC A44), route timeouts (A31), fault delay and abort (A33),
-// http2MaxRequests (A32) and consistent hashing on a header (A42). Outlier detection is left out: gRPC ejects only by success rate or failure
-// percentage (A50), which Istio's consecutive-error fields do not express, so it never ejects.
+// http2MaxRequests (A32) and consistent hashing on a header (A42). Outlier detection is left out:
+// gRPC ejects only by success rate or failure percentage (A50), which Istio's consecutive-error
+// fields do not express, so a proxyless client never ejects (see proxyless.test.ts).
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { startGreeter } from '../fixtures/greeter';
@@ -41,6 +42,10 @@ spec:
     - name: abort
       match: [{ headers: { x-case: { exact: abort } } }]
       fault: { abort: { grpcStatus: RESOURCE_EXHAUSTED, percentage: { value: 25 } } }
+      route: [{ destination: { host: greeter } }]
+    - name: abort-http-status
+      match: [{ headers: { x-case: { exact: abort-http-status } } }]
+      fault: { abort: { httpStatus: 503, percentage: { value: 100 } } }
       route: [{ destination: { host: greeter } }]
     - name: abort-without-percentage
       match: [{ headers: { x-case: { exact: abort-without-percentage } } }]
@@ -194,7 +199,7 @@ test.serial('a 300 ms fixed delay for 50% of calls holds about half of them at l
   t.true(median(delayed) < 1000, `delayed calls took a median ${median(delayed)} ms, expected about 300`);
 });
 
-test.serial('an abort with grpcStatus fails about the configured 25% with that status; one without a percentage aborts nothing', async (t) => {
+test.serial('an abort with grpcStatus fails about the configured 25% with that status; httpStatus 503 fails as UNAVAILABLE; one without a percentage aborts nothing', async (t) => {
   const CALLS = 400;
   const tally = await run('abort', { count: CALLS, concurrency: 8 });
   const aborted = tally.errors.RESOURCE_EXHAUSTED ?? 0;
@@ -203,6 +208,11 @@ test.serial('an abort with grpcStatus fails about the configured 25% with that s
   // Binomial σ 2.2 points over 400 calls.
   t.true(Math.abs(percent(aborted, CALLS) - 25) <= 10, `${percent(aborted, CALLS)}% aborted, expected 25 ±10`);
   t.is(rig!.load.attempts, CALLS - aborted, 'aborted calls never reach a backend');
+
+  // gRFC A33 maps an HTTP status to the gRPC status a proxy's reply would have produced.
+  const http = await run('abort-http-status', { count: 20 });
+  t.deepEqual(http.errors, { UNAVAILABLE: 20 });
+  t.is(rig!.load.attempts, 0);
 
   const unset = await run('abort-without-percentage', { count: 100, concurrency: 8 });
   t.deepEqual(unset.errors, {});
