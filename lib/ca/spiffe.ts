@@ -70,14 +70,26 @@ export function parseSpiffeId(uri: string): SpiffeResult<SpiffeId> {
   return { ok: true, value: { trustDomain, segments } };
 }
 
+/** Whether a parsed ID's path has a workload's shape, `ns/NAMESPACE/sa/SERVICE_ACCOUNT`. */
+export function isWorkloadPath(segments: readonly string[]): boolean {
+  return segments.length === 4 && segments[0] === 'ns' && segments[2] === 'sa';
+}
+
+/** Whether a parsed ID's path has a mesh-agent's shape, `node/NODE`. */
+export function isNodePath(segments: readonly string[]): boolean {
+  return segments.length === 2 && segments[0] === 'node';
+}
+
+export function notWorkloadShapeReason(uri: string): string {
+  return `"${uri}" is not of the form spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT`;
+}
+
 /** Parses a workload ID of the mesh's shape `spiffe://TD/ns/NAMESPACE/sa/SERVICE_ACCOUNT`. */
 export function parseWorkloadId(uri: string): SpiffeResult<WorkloadIdentity> {
   const parsed = parseSpiffeId(uri);
   if (!parsed.ok) return parsed;
   const { trustDomain, segments } = parsed.value;
-  if (segments.length !== 4 || segments[0] !== 'ns' || segments[2] !== 'sa') {
-    return fail(`"${uri}" is not of the form spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT`);
-  }
+  if (!isWorkloadPath(segments)) return fail(notWorkloadShapeReason(uri));
   return { ok: true, value: { trustDomain, namespace: segments[1]!, serviceAccount: segments[3]! } };
 }
 
@@ -108,6 +120,6 @@ export function parseNodeId(uri: string): SpiffeResult<{ trustDomain: string; no
   const parsed = parseSpiffeId(uri);
   if (!parsed.ok) return parsed;
   const { trustDomain, segments } = parsed.value;
-  if (segments.length !== 2 || segments[0] !== 'node') return fail(`"${uri}" is not of the form spiffe://TRUST_DOMAIN/node/NODE`);
+  if (!isNodePath(segments)) return fail(`"${uri}" is not of the form spiffe://TRUST_DOMAIN/node/NODE`);
   return { ok: true, value: { trustDomain, node: segments[1]! } };
 }

@@ -122,6 +122,10 @@ test('a CSR without a SAN or with a URI that is not a valid workload SPIFFE ID i
   await refused(t, await makeCsr({}), 'csr-bad-san');
   await refused(t, await makeCsr({ sans: uriSan('spiffe://cluster.local/ns/shop/sa/../../ns/kube/sa/admin') }), 'csr-bad-san');
   await refused(t, await makeCsr({ sans: uriSan('https://cluster.local/ns/shop/sa/web') }), 'csr-bad-san');
+  // Neither a workload's ns/NAMESPACE/sa/SA nor a node's node/NODE path.
+  for (const id of ['spiffe://cluster.local/node/host-a/extra', 'spiffe://cluster.local/ns/shop', 'spiffe://cluster.local', 'spiffe://cluster.local/sa/web/ns/shop']) {
+    await refused(t, await makeCsr({ sans: uriSan(id) }), 'csr-bad-san');
+  }
 });
 
 test('a subject that tries to carry a name is refused', async (t) => {

@@ -5,7 +5,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { CaError, type CaErrorCode } from './ca-error';
 import { randomSerialBytes, type CaKeys } from './ca-keys';
 import { children, content, DerError, expect, oid, readTlv, TAG, time, tlv, whole, type Tlv } from './der';
-import { parseNodeId, parseWorkloadId } from '../../lib/ca/spiffe';
+import { isNodePath, isWorkloadPath, notWorkloadShapeReason, parseSpiffeId } from '../../lib/ca/spiffe';
 
 export const DEFAULT_LEAF_TTL_MS = 24 * 3600 * 1000;
 /** Leaves start this far in the past so a peer whose clock runs slow accepts them at once. */
@@ -197,13 +197,18 @@ function requireSpiffeSan(csr: ParsedCsr, trustDomain: string): string {
     const got = csr.names.map((n) => GENERAL_NAME_KINDS[n.tag] ?? `tag 0x${n.tag.toString(16)}`).join(', ') || 'none';
     reject('csr-bad-san', `the CSR must carry exactly one URI SAN (the SPIFFE ID) and no other name, got ${got}`);
   }
-  if (only!.value.some((byte) => byte > 0x7e || byte < 0x21)) reject('csr-bad-san', "the CSR's URI SAN is not printable ASCII");
-  const uri = Buffer.from(only!.value).toString('ascii');
-  // A node identity (spiffe://TD/node/NODE) is the other shape the mesh issues; which one a caller may
-  // have is the entitlement check's business.
-  const node = parseNodeId(uri);
-  const parsed = node.ok ? node : parseWorkloadId(uri);
+  const value = only!.value;
+  for (let i = 0; i < value.length; i++) {
+    if (value[i]! > 0x7e || value[i]! < 0x21) reject('csr-bad-san', "the CSR's URI SAN is not printable ASCII");
+  }
+  const uri = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('ascii');
+  // Parsed once; a node identity (spiffe://TD/node/NODE) is the other shape the mesh issues, and which
+  // one a caller may have is the entitlement check's business.
+  const parsed = parseSpiffeId(uri);
   if (!parsed.ok) reject('csr-bad-san', `the CSR's URI SAN is not a valid workload SPIFFE ID: ${parsed.reason}`);
+  if (!isNodePath(parsed.value.segments) && !isWorkloadPath(parsed.value.segments)) {
+    reject('csr-bad-san', `the CSR's URI SAN is not a valid workload SPIFFE ID: ${notWorkloadShapeReason(uri)}`);
+  }
   if (parsed.value.trustDomain !== trustDomain) {
     reject('csr-wrong-trust-domain', `the CSR asks for ${uri}, but this CA issues only in trust domain "${trustDomain}"`);
   }
