@@ -229,7 +229,9 @@ export class OutboundHttp {
         releaseRetry();
         return this.localReply(res, exchange, destination.reply);
       }
-      const admitted = guard ? await this.admit(guard.breaker, !http2, res) : noop;
+      const admission = guard ? this.admit(guard.breaker, !http2, res) : noop;
+      // Awaited only when the request has to wait: an await of a plain value still costs a turn of the microtask queue.
+      const admitted = admission instanceof Promise ? await admission : admission;
       if (!admitted) {
         destination.release?.();
         releaseRetry();
@@ -243,7 +245,7 @@ export class OutboundHttp {
         releaseRetry();
         return done();
       }
-      const remaining = deadline - performance.now();
+      const remaining = deadline === Infinity ? Infinity : deadline - performance.now();
       const perTry = retry?.perTryTimeoutMs;
       const overallGoverns = perTry === undefined || remaining <= perTry;
       const outcome = await attemptUpstream(this.inputs.pool, {
