@@ -54,6 +54,7 @@ class ClientContextState {
    * (the ADS server shares one object per distinct name list) and, for EDS, the client key.
    */
   readonly agentListenerResults = new Map<string, Map<string, EncodedResource>>();
+  agentOutboundListeners?: readonly EncodedResource[];
   readonly agentClusterResults = new Map<string, Map<string, EncodedResource>>();
   readonly routeResults = new WeakMap<Subscription, Map<string, EncodedResource>>();
   readonly loadAssignmentResults = new WeakMap<Subscription, Map<string, Map<string, EncodedResource>>>();
@@ -401,6 +402,15 @@ export class MeshTranslator implements ResourceGenerator {
     const inboundKey = state.inboundPorts(identity).key;
     const known = context.agentListenerResults.get(inboundKey);
     if (known) return known;
+    const resources = [...this.outboundListeners(state, context), state.virtualInbound(identity)];
+    const result = collect(resources, subscription);
+    context.agentListenerResults.set(inboundKey, result);
+    return result;
+  }
+
+  /** The outbound side of an agent's listeners, once per context: every node of it has the same. */
+  private outboundListeners(state: ModelState, context: ClientContextState): readonly EncodedResource[] {
+    if (context.agentOutboundListeners) return context.agentOutboundListeners;
     const resources: EncodedResource[] = [state.virtualOutbound(context.scope.outboundPolicy)];
     for (const port of outboundPorts(context.scope)) {
       const encoded = state.bound(`${context.portKey(port, 'listener')}|listener|${port}`, () => {
@@ -409,10 +419,8 @@ export class MeshTranslator implements ResourceGenerator {
       });
       if (encoded) resources.push(encoded);
     }
-    resources.push(state.virtualInbound(identity));
-    const result = collect(resources, subscription);
-    context.agentListenerResults.set(inboundKey, result);
-    return result;
+    context.agentOutboundListeners = resources;
+    return resources;
   }
 
   private routeConfigurations(context: ClientContextState, subscription: Subscription): Map<string, EncodedResource> {
