@@ -64,7 +64,7 @@ test('an idle keep-alive connection to the same endpoint is reused under maxConn
 });
 
 /** An h2c app allowing `maxConcurrentStreams` streams, answering each after `holdMs`. */
-async function startHttp2App(t: ExecutionContext, maxConcurrentStreams: number, holdMs: number): Promise<{ port: number; streams: () => number }> {
+async function startHttp2App(t: ExecutionContext, maxConcurrentStreams: number, holdMs: number): Promise<{ port: number; server: http2.Http2Server; streams: () => number }> {
   let streams = 0;
   const server = http2.createServer({ settings: { maxConcurrentStreams } });
   server.on('stream', (stream) => {
@@ -88,7 +88,7 @@ async function startHttp2App(t: ExecutionContext, maxConcurrentStreams: number, 
         server.close(() => resolve());
       }),
   );
-  return { port: listening, streams: () => streams };
+  return { port: listening, server, streams: () => streams };
 }
 
 test('HTTP/2: requests waiting for a stream the peer does not allow yet are pending requests; beyond http1MaxPendingRequests they get 503 UO at once', async (t) => {
@@ -167,6 +167,20 @@ test('HTTP/2: requests arriving while the session is still connecting are pendin
   // Once the session is up, nothing waits: the same burst passes whole.
   t.deepEqual(await burst(), [200, 200, 200, 200]);
   t.is(flagCount(harness, 'UO'), 2);
+});
+
+test('HTTP/2: maxRequestsPerConnection retires a session after that many streams; requests then go on a new one', async (t) => {
+  const app = await startHttp2App(t, 100, 0);
+  let sessions = 0;
+  const harness = await startHarness(t, { destination: VIP });
+  harness.apply([web('HTTP2', app.port)], [destinationRule({ connectionPool: { http: { maxRequestsPerConnection: 2 } } })]);
+  app.server.on('session', () => sessions++);
+  for (let i = 0; i < 5; i++) t.is((await request(harness.port, { authority: 'web:8080', path: `/m${i}` })).status, 200);
+  // Five concurrent ones: each session still takes two at most.
+  const burst = await Promise.all(Array.from({ length: 5 }, (_, i) => request(harness.port, { authority: 'web:8080', path: `/b${i}` })));
+  t.deepEqual(burst.map((r) => r.status), [200, 200, 200, 200, 200], burst.map((r) => r.body).join(' / '));
+  t.is(app.streams(), 10);
+  t.true(sessions >= 5 && sessions <= 6, `${sessions} sessions for 10 requests, 2 each`);
 });
 
 /** An HTTP/1.1 app answering upgrades: 101 and an echo, or `refuse` with its status. */

@@ -34,15 +34,22 @@ export class Http2Upstream {
   private session: http2.ClientHttp2Session | undefined;
   private connecting = false;
   private active = 0;
+  /** Streams the current session has carried, for max_requests_per_connection. */
+  private carried = 0;
+  /** Streams still open on retired sessions, which close when theirs end. */
+  private readonly retired = new Map<http2.ClientHttp2Session, number>();
   private readonly waiters: Waiter[] = [];
 
   /**
    * `open` connects a new session (rejecting with the connect failure); `idle` hears that this
-   * upstream has no session, stream or waiter left, so its owner may forget it.
+   * upstream has no session, stream or waiter left, so its owner may forget it. A session that has
+   * carried `maxRequestsPerConnection` streams (0: unlimited) takes no more: it closes once its
+   * streams finish, and the next request opens a new one.
    */
   constructor(
     private readonly open: () => Promise<http2.ClientHttp2Session>,
     private readonly idle: () => void,
+    private readonly maxRequestsPerConnection = 0,
   ) {}
 
   /** Streams in flight on the current session. */
@@ -89,9 +96,19 @@ export class Http2Upstream {
     const session = this.session!;
     const stream = session.request(headers);
     this.active++;
+    if (this.maxRequestsPerConnection > 0 && ++this.carried >= this.maxRequestsPerConnection) this.retire(session);
     stream.once('close', () => {
       // Streams of a session already gone no longer count against the current one.
-      if (session !== this.session) return;
+      if (session !== this.session) {
+        const left = this.retired.get(session);
+        if (left === undefined) return;
+        if (left > 1) this.retired.set(session, left - 1);
+        else {
+          this.retired.delete(session);
+          session.close();
+        }
+        return;
+      }
       this.active--;
       this.dispatch();
       this.forgetIfIdle();
@@ -110,6 +127,20 @@ export class Http2Upstream {
         waiter.reject(error as Error);
       }
     }
+    // The session may have been retired by the last stream it took: the rest go on a new one.
+    if (this.waiters.length > 0 && !this.session && !this.connecting) this.connect();
+  }
+
+  /**
+   * Takes no more streams on `session`, and closes it once those in flight have finished (closing it
+   * at once reset a stream whose request had just been submitted).
+   */
+  private retire(session: http2.ClientHttp2Session): void {
+    this.retired.set(session, this.active);
+    session.once('close', () => this.retired.delete(session));
+    this.session = undefined;
+    this.active = 0;
+    this.forgetIfIdle();
   }
 
   private connect(): void {
@@ -118,6 +149,7 @@ export class Http2Upstream {
       (session) => {
         this.connecting = false;
         this.session = session;
+        this.carried = 0;
         const gone = (): void => {
           if (this.session !== session) return;
           this.session = undefined;
@@ -149,8 +181,9 @@ export class Http2Upstream {
     if (!this.session && !this.connecting && this.active === 0 && this.waiters.length === 0) this.idle();
   }
 
-  /** Closes the session; streams in flight may finish. */
+  /** Closes the sessions, retired ones too; streams in flight may finish. */
   close(): void {
     this.session?.close();
+    for (const session of this.retired.keys()) session.close();
   }
 }

@@ -209,6 +209,7 @@ export class UpstreamPool {
         () => {
           if (this.http2Upstreams.get(key) === created) this.http2Upstreams.delete(key);
         },
+        settings?.maxRequestsPerConnection ?? 0,
       );
       upstream = created;
       this.http2Upstreams.set(key, upstream);
