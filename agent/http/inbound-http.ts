@@ -208,15 +208,14 @@ export class InboundHttp {
   private onRequest(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext): void {
     const authority = authorityOf(req);
     const url = req.url ?? '/';
-    const failed = (error: unknown): void => this.failed(req, res, error);
     let decided: ReturnType<InboundHttp['decide']>;
     try {
       decided = this.decide(req, context, authority, url);
+      if (!(decided instanceof Promise)) return this.forward(req, res, context, authority, url, decided);
     } catch (error) {
-      return failed(error);
+      return this.failed(req, res, error);
     }
-    if (decided instanceof Promise) void decided.then((d) => this.forward(req, res, context, authority, url, d)).catch(failed);
-    else this.forward(req, res, context, authority, url, decided).catch(failed);
+    decided.then((d) => this.forward(req, res, context, authority, url, d)).catch((error: unknown) => this.failed(req, res, error));
   }
 
   /** A request the path cannot handle (say, a header the workload's protocol refuses) fails alone, never the agent. */
@@ -230,7 +229,11 @@ export class InboundHttp {
     res.end(AGENT_FAILURE_BODY);
   }
 
-  private async forward(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): Promise<void> {
+  /**
+   * Sends an allowed request to the workload, or answers a refusal. Synchronous up to the attempt,
+   * whose one promise carries the rest: no async function and catch chain per request.
+   */
+  private forward(req: DownstreamRequest, res: DownstreamResponse, context: InboundHttpContext, authority: string, url: string, decided: HeaderBag | Refusal): void {
     if (decided instanceof Refusal) {
       // The body of a refused request is not read; a kept-alive HTTP/1 connection drains it.
       if (!res.destroyed) {
@@ -239,7 +242,7 @@ export class InboundHttp {
       }
       return;
     }
-    const outcome = await attemptUpstream(this.inputs.pool, {
+    attemptUpstream(this.inputs.pool, {
       target: context.target,
       http2: context.upstreamHttp2,
       method: req.method ?? 'GET',
@@ -249,8 +252,16 @@ export class InboundHttp {
       body: req,
       // Inbound requests are bounded by the caller's timeout (Istio sets none on inbound routes).
       timeoutMs: undefined,
-    });
-    respond(outcome, res, this.log);
+    }).then(
+      (outcome) => {
+        try {
+          respond(outcome, res, this.log);
+        } catch (error) {
+          this.failed(req, res, error);
+        }
+      },
+      (error: unknown) => this.failed(req, res, error),
+    );
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, context: InboundHttpContext): void {
