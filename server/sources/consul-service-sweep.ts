@@ -45,6 +45,8 @@ export interface WatchedService {
   needsFetch: boolean;
   /** Something changed since this service was last probed: probe it (again). */
   dirty: boolean;
+  /** When its index last moved (ms since the epoch); 0 if never since the first fetch. */
+  changedAt: number;
   /** Consecutive failures, and when a failed service is retried. */
   attempt: number;
   retryAt: number;
@@ -58,6 +60,8 @@ export class ServiceSweep {
   /** Services whose index went backwards (a snapshot restore). */
   resets = 0;
   private scheduled = false;
+  /** Services whose probe or fetch is under way. */
+  private active = 0;
   private running?: Promise<void>;
   private retryTimer?: NodeJS.Timeout;
   private readonly abort = new AbortController();
@@ -74,7 +78,7 @@ export class ServiceSweep {
   /** Starts watching a service: its entries are fetched by the next sweep. */
   watch(name: string): void {
     if (this.services.has(name)) return;
-    this.services.set(name, { name, index: 0n, succeeded: false, filteredByAcls: false, needsFetch: true, dirty: false, attempt: 0, retryAt: 0 });
+    this.services.set(name, { name, index: 0n, succeeded: false, filteredByAcls: false, needsFetch: true, dirty: false, changedAt: 0, attempt: 0, retryAt: 0 });
     this.schedule();
   }
 
@@ -114,6 +118,13 @@ export class ServiceSweep {
     });
   }
 
+  /** Services waiting for a probe or a fetch (those in backoff included) or being queried now. */
+  queued(): number {
+    let count = this.active;
+    for (const service of this.services.values()) if (service.dirty || service.needsFetch) count++;
+    return count;
+  }
+
   private isDue(service: WatchedService, now: number): boolean {
     return (service.dirty || service.needsFetch) && service.retryAt <= now;
   }
@@ -141,6 +152,9 @@ export class ServiceSweep {
       // A service in backoff waits for its retry even when the catalog changes, so one failing
       // service is not asked at the pace of the whole catalog's changes.
       const targets = [...this.services.values()].filter((service) => this.isDue(service, now));
+      // Most recently changed first: a rolling deploy changes one service again and again, and
+      // its next change is then found at the start of the sweep instead of anywhere in it.
+      targets.sort((a, b) => b.changedAt - a.changedAt);
       this.sweeps++;
       let next = 0;
       const worker = async (): Promise<void> => {
@@ -148,7 +162,12 @@ export class ServiceSweep {
           const service = targets[next++]!;
           // Cleared before asking: a change noticed while the probe is out marks it again.
           service.dirty = false;
-          await this.refresh(service);
+          this.active++;
+          try {
+            await this.refresh(service);
+          } finally {
+            this.active--;
+          }
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.settings.concurrency, targets.length) }, worker));
@@ -179,6 +198,7 @@ export class ServiceSweep {
         this.resets++;
         logger.info({ watch: service.name, previous: service.index.toString(), index: result.index.toString() }, 'consul index went backwards');
       }
+      if (service.succeeded) service.changedAt = Date.now();
       service.index = result.index > 0n ? result.index : 1n;
       service.filteredByAcls = result.filteredByAcls;
       service.needsFetch = false;

@@ -165,6 +165,40 @@ test('500 services: any change reaches the view within a fraction of the wait ov
   t.is(source.status().detail, undefined);
 });
 
+test('a sweep probes the services that changed most recently first', async (t) => {
+  const sim = await startSimulator(t);
+  for (let i = 0; i < 40; i++) {
+    for (const suffix of ['a', 'b']) sim.registerInstance({ node: `host-${suffix}`, nodeAddress: suffix === 'a' ? '10.4.0.1' : '10.4.0.2', id: `svc-${i}-${suffix}`, name: `svc-${i}`, port: 8000 + i });
+  }
+  // Four connections: three long polls and one query at a time, so the probes go out in sweep order.
+  const source = createSource(t, sim, { maxConnections: 4 });
+  await source.start();
+  await until(() => source.status().ready, 'readiness');
+  const count = (name: string) => service(source, name)?.endpoints.length ?? -1;
+  const serviceQueries = () => sim.requests.filter((r) => r.path.startsWith('/v1/health/service/'));
+  const probeOrder = () => serviceQueries().filter((r) => new URLSearchParams(r.query).has('filter')).map((r) => r.path.slice('/v1/health/service/'.length));
+  const tableIndexes: Record<string, () => number> = { [CATALOG]: () => sim.state.catalogIndex(), [CHECKS]: () => sim.state.checksTableIndex(), [NODES]: () => sim.state.nodesTableIndex() };
+  /** Every table poll waits on the latest index (no wake pending), no service is queued, every query is answered. */
+  const swept = () => sim.held().length === 3 && sim.held().every((held) => held.minIndex === tableIndexes[held.path]!())
+    && source.status().stats!.servicesQueued === 0 && serviceQueries().every((r) => r.status !== undefined);
+
+  await until(swept, 'the initial load to settle');
+  sim.deregisterInstance('host-b', 'svc-30-b');
+  await until(() => count('svc-30') === 1, 'the first change');
+  await until(swept, 'the first sweep to finish');
+  sim.resetRequestStats();
+  sim.deregisterInstance('host-b', 'svc-10-b');
+  await until(() => count('svc-10') === 1, 'the second change');
+  t.is(probeOrder()[0], 'svc-30', `the service changed last time is probed first: ${probeOrder().join()}`);
+
+  await until(swept, 'the second sweep to finish');
+  sim.resetRequestStats();
+  sim.deregisterInstance('host-b', 'svc-20-b');
+  await until(() => count('svc-20') === 1, 'the third change');
+  t.deepEqual(probeOrder().slice(0, 2), ['svc-10', 'svc-30'], 'then by how recently each changed');
+  t.true(sim.peakConnectionCount <= 4);
+});
+
 test('fewer than four connections is a configuration error naming the limit', (t) => {
   t.throws(() => new ConsulSource({ address: '127.0.0.1:8500', logger: silentLogger(), maxConnections: 3 }), {
     message: 'consul maxConnections 3: at least 4 are needed (3 held long polls and one query)',

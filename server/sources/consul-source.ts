@@ -226,6 +226,7 @@ export class ConsulSource implements RegistrySource {
       sweeps: this.sweep.sweeps,
       probes: this.sweep.probes,
       fetches: this.sweep.fetches,
+      servicesQueued: this.sweep.queued(),
     };
     const prefix = `consul ${this.display}`;
     const problem = this.firstProblem();
