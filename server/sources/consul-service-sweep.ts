@@ -196,7 +196,8 @@ export class ServiceSweep {
       this.settings.apply(service.name, result.body);
       if (result.index < service.index) {
         this.resets++;
-        logger.info({ watch: service.name, previous: service.index.toString(), index: result.index.toString() }, 'consul index went backwards');
+        // After a snapshot restore every service goes back; the table watch already said so at info.
+        logger.debug({ watch: service.name, previous: service.index.toString(), index: result.index.toString() }, 'consul index went backwards');
       }
       if (service.succeeded) service.changedAt = Date.now();
       service.index = result.index > 0n ? result.index : 1n;
