@@ -104,7 +104,8 @@ function attemptHttp1(pool: UpstreamPool, request: UpstreamRequest): Promise<Att
     upstream.once('socket', () => (gotSocket = true));
     upstream.on('error', (error) => {
       attempt.clearTimer();
-      if (error instanceof UpstreamConnectError || !gotSocket) settle({ kind: 'connect-failure', message: error.message });
+      if (error instanceof UpstreamOverflowError) settle({ kind: 'overflow', message: error.message });
+      else if (error instanceof UpstreamConnectError || !gotSocket) settle({ kind: 'connect-failure', message: error.message });
       else settle({ kind: 'reset', message: error.message });
     });
     upstream.once('response', (incoming: http.IncomingMessage) => {

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { CircuitBreaker } from '../resilience/circuit-breaker';
 import type { Peer, TunnelPool } from '../tunnel/tunnel-pool';
 import { ClusterConnections } from './cluster-connections';
-import { Http2Upstream, type PendingStream } from './http2-upstream';
+import { Http2Upstream, UpstreamOverflowError, type PendingStream } from './http2-upstream';
 
 /** Where an upstream connection goes: through a peer agent's tunnel, or straight over TCP. */
 export type UpstreamTarget =
@@ -307,8 +307,9 @@ function withinConnectTimeout(opening: Promise<Duplex>, timeoutMs: number, targe
   });
 }
 
-function noRoom(cluster: ClusterConnections, timeoutMs: number): UpstreamConnectError {
-  return new UpstreamConnectError(`no room for a new upstream connection within ${timeoutMs} ms: the cluster is at its max_connections (${cluster.breaker.thresholds.maxConnections}) with none idle`);
+/** Not the endpoint's fault: the request overflows (503 UO) and counts nothing for outlier detection. */
+function noRoom(cluster: ClusterConnections, timeoutMs: number): UpstreamOverflowError {
+  return new UpstreamOverflowError(`no room for a new upstream connection within ${timeoutMs} ms: the cluster is at its max_connections (${cluster.breaker.thresholds.maxConnections}) with none idle`);
 }
 
 function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
