@@ -4,7 +4,7 @@
 // describeConsulError reads both alike.
 import http from 'node:http';
 import https from 'node:https';
-import type { QueryResult } from './consul-query';
+import { queryResult, type QueryResult } from './consul-query';
 
 export interface ConsulEndpoint {
   /** `http(s)://host:port[/prefix]/v1`. */
@@ -44,12 +44,7 @@ export function consulGet(endpoint: ConsulEndpoint, path: string, query: URLSear
           reject(Object.assign(new Error((error as Error).message), { isCodec: true }));
           return;
         }
-        const header = response.headers['x-consul-index'];
-        resolve({
-          body,
-          index: typeof header === 'string' && /^\d+$/.test(header) ? BigInt(header) : 0n,
-          filteredByAcls: response.headers['x-consul-results-filtered-by-acls'] === 'true',
-        });
+        resolve(queryResult(response, body));
       });
     });
     request.setTimeout(timeoutMs, () => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { isTimeout: true })));

@@ -55,18 +55,22 @@ export interface QueryResult {
   filteredByAcls: boolean;
 }
 
+/** A 200 answer's body with what its headers say about it. */
+export function queryResult(response: http.IncomingMessage, body: unknown): QueryResult {
+  const header = response.headers['x-consul-index'];
+  return {
+    body,
+    index: typeof header === 'string' && /^\d+$/.test(header) ? BigInt(header) : 0n,
+    filteredByAcls: response.headers['x-consul-results-filtered-by-acls'] === 'true',
+  };
+}
+
 /** The client resolves `[response, body]` when its ctx has includeResponse set. */
 export function unpack(result: unknown): QueryResult {
   if (!Array.isArray(result) || !(result[0] instanceof http.IncomingMessage)) {
     throw new Error('the Consul client returned no HTTP response');
   }
-  const response = result[0];
-  const header = response.headers['x-consul-index'];
-  return {
-    body: result[1],
-    index: typeof header === 'string' && /^\d+$/.test(header) ? BigInt(header) : 0n,
-    filteredByAcls: response.headers['x-consul-results-filtered-by-acls'] === 'true',
-  };
+  return queryResult(result[0], result[1]);
 }
 
 /** Exponential backoff with full jitter after `attempt` consecutive failures. */
