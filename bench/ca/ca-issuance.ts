@@ -5,7 +5,7 @@
 // around it costs.
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CaClient } from '../../agent/identity/ca-client';
@@ -203,8 +203,11 @@ function secondsArgument(): number {
 }
 
 if (require.main === module) {
+  const loadAtStart = loadavg()[0]!;
   runCaIssuance({ throughputSeconds: secondsArgument(), latencyRate: 100, latencySeconds: 10 }).then((result) => {
     console.log(`mesh-server: ${result.server}`);
+    // CPU time per certificate grows when other processes evict the caches between calls: say so.
+    console.log(`load average (1 min): ${loadAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end, on ${availableParallelism()} CPUs`);
     console.table([{
       'over gRPC: certificates': result.certificates,
       'wall s': result.wallSeconds.toFixed(2),
