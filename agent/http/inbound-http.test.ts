@@ -37,8 +37,8 @@ interface Node {
 }
 
 /** Host `b` with an HTTP workload (app `web`) and a TCP echo workload (app `db`) on 127.0.0.1, under `resources`. */
-async function startNode(t: ExecutionContext, resources: (ports: { http: number; tcp: number }) => ConfigResource[]): Promise<Node> {
-  const app = await startHttpApp(t, 'web');
+async function startNode(t: ExecutionContext, resources: (ports: { http: number; tcp: number }) => ConfigResource[], appHandler?: http.RequestListener): Promise<Node> {
+  const app = await startHttpApp(t, 'web', appHandler);
   const echo = await startEcho(t, 'bye');
   const web = service('web.shop.svc.cluster.local', { namespace: 'shop', ports: [port(app.port, 'HTTP', 'http')], endpoints: [endpoint('127.0.0.1', { node: 'b', labels: { app: 'web' } })] });
   const db = service('db.shop.svc.cluster.local', { namespace: 'shop', ports: [port(echo.port, 'TCP', 'tcp')], endpoints: [endpoint('127.0.0.1', { node: 'b', labels: { app: 'db' } })] });
@@ -248,4 +248,31 @@ test('a WebSocket upgrade the policy denies is answered 403 and closed before re
   t.regex(reply.toString(), /\r\n\r\nRBAC: access denied$/);
   t.is(node.app.requests(), 0);
   t.is(node.inbound.counters.rbac_denied, 1);
+});
+
+test('a response on a tunnel stream leaves as one DATA frame: its head and body are joined, not written one after the other', async (t) => {
+  const body = JSON.stringify({ app: 'web', text: 'x'.repeat(1000) });
+  const node = await startNode(t, () => [], (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  node.source.principal = FRONTEND;
+  const stream = await node.open(node.app.port);
+  const chunks: Buffer[] = [];
+  const response = await new Promise<string>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      const text = Buffer.concat(chunks).toString('latin1');
+      const headEnd = text.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)\r\n/i.exec(text);
+      if (headEnd >= 0 && length && text.length - headEnd - 4 >= Number(length[1])) resolve(text);
+    });
+    stream.once('error', reject);
+    stream.write('GET /one-frame HTTP/1.1\r\nhost: web\r\n\r\n');
+  });
+  t.regex(response, /^HTTP\/1\.1 200 OK\r\n/);
+  t.true(response.endsWith(body));
+  t.is(chunks.length, 1, `the response came in ${chunks.length} DATA frames`);
+  stream.destroy();
 });

@@ -3,7 +3,7 @@
 // inbound HTTP filters do, then forwarded to the workload over kept-alive connections.
 import type * as http from 'node:http';
 import * as net from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type { Logger } from '../../lib/log';
 import type { InboundPolicy, PortDecisions } from '../policy/inbound-policy';
 import { RBAC_DENIED_BODY, RBAC_DENIED_STATUS, type RequestView } from '../policy/rbac';
@@ -85,9 +85,26 @@ function jwtRefusal(reason: string, authority: string, url: string): Refusal {
 
 /**
  * A tunnel stream is not a socket: node's HTTP server must not use Http2Stream's writev (it mangles
- * a string head next to a body buffer, the same fault upstream-pool works around).
+ * a string head next to a body buffer, the same fault upstream-pool works around). Writing chunk by
+ * chunk instead sent a response's head and body as separate DATA frames, the second only after the
+ * first was flushed; joining them into one buffer sends one frame.
  */
-const TUNNEL_STREAM_FIXES = { _writev: null };
+const TUNNEL_STREAM_FIXES = { _writev: joinedWritev };
+
+interface PendingChunk {
+  readonly chunk: Buffer | string;
+  readonly encoding: BufferEncoding;
+}
+
+function joinedWritev(this: Writable, chunks: readonly PendingChunk[], callback: (error?: Error | null) => void): void {
+  const buffers = new Array<Buffer>(chunks.length);
+  for (let i = 0; i < chunks.length; i++) {
+    const { chunk, encoding } = chunks[i]!;
+    buffers[i] = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+  }
+  // 'buffer' is what Writable itself passes with a Buffer; the stream's write picks its byte path by it.
+  this._write(Buffer.concat(buffers), 'buffer' as BufferEncoding, callback);
+}
 
 export class InboundHttp {
   private readonly inputs: InboundHttpInputs;
