@@ -221,6 +221,7 @@ class ModelState {
   private readonly contextOf = new Map<NodeIdentity, ClientContextState>();
   private readonly scopes = new Map<string, SidecarScope>();
   private readonly inbound = new WeakMap<NodeIdentity, { ports: InboundPort[]; security: Map<InboundPort, InboundSecurity>; key: string }>();
+  private readonly inboundPortLists = new WeakMap<NodeIdentity, InboundPort[]>();
   private readonly security: SecurityPolicies;
   /** Config depends on the client's labels only when some route or rule selects by them. */
   private readonly labelSensitive: boolean;
@@ -306,11 +307,20 @@ class ModelState {
     });
   }
 
+  /** The node's workload ports alone: what its inbound clusters need, without the security listeners need. */
+  inboundPortList(identity: NodeIdentity): InboundPort[] {
+    const known = this.inbound.get(identity);
+    if (known) return known.ports;
+    let ports = this.inboundPortLists.get(identity);
+    if (!ports) this.inboundPortLists.set(identity, (ports = inboundPorts(identity.workloads)));
+    return ports;
+  }
+
   /** The node's workload ports with their security, and as a key what the inbound side is built from. */
   inboundPorts(identity: NodeIdentity): { ports: InboundPort[]; security: Map<InboundPort, InboundSecurity>; key: string } {
     let known = this.inbound.get(identity);
     if (!known) {
-      const ports = inboundPorts(identity.workloads);
+      const ports = this.inboundPortList(identity);
       const security = new Map(ports.map((port) => [port, this.security.forPort(port, port.targetPort, isHttpProtocol(port.protocol))]));
       const key = JSON.stringify(ports.map((port) => [port, security.get(port)]));
       this.inbound.set(identity, (known = { ports, security, key }));
@@ -466,7 +476,7 @@ export class MeshTranslator implements ResourceGenerator {
     if (declaresProxylessGrpc(node)) return collect(context.clusters('grpc').list, subscription);
     // Inbound clusters are a function of target port and protocol only: nodes running different
     // services on the same ports get the same cluster list.
-    const inboundClusters = state.inboundPorts(identity).ports.map((port) => state.inboundCluster(port.targetPort, port.protocol));
+    const inboundClusters = state.inboundPortList(identity).map((port) => state.inboundCluster(port.targetPort, port.protocol));
     const key = inboundClusters.map((cluster) => `${cluster.name}|${cluster.hash}`).join('\u0000');
     const known = context.agentClusterResults.get(key);
     if (known) return known;
