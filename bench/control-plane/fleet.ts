@@ -36,8 +36,16 @@ export interface FleetResult {
   /** From the deregistration in the catalog to each client's ACK of the new EDS; worst round's figures. */
   pushMs: Distribution;
   pushRounds: Distribution[];
+  /**
+   * The same arrivals from the server's model change (its mesh_model_version moving, polled every
+   * 20 ms), which leaves out how long Consul watching took to notice; worst round's figures.
+   */
+  pushFromModelMs: Distribution;
+  /** Per round: deregistration to the model change, in ms. */
+  modelChangeDelayMs: number[];
   serverCpuMsPerPush: number;
-  serverRssMb: { beforeFleet: number; withFleet: number; peak: number };
+  /** withFleet: once every client ACKed its initial sync; atSync: when the last one held every type. */
+  serverRssMb: { beforeFleet: number; atSync: number; withFleet: number; peak: number };
   serverMemoryPerAgentMb: number;
   /** Server CPU from the fleet's first request (discovery probe included) to the fleet in sync, in ms. */
   initialSyncServerCpuMs: number;
@@ -63,6 +71,25 @@ async function freePort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** The server's current model version, from its metrics. */
+async function modelVersion(admin: string): Promise<number> {
+  const text = await (await fetch(`${admin}/metrics`)).text();
+  const match = /^mesh_model_version (\d+)$/m.exec(text);
+  if (!match) throw new Error(`${admin}/metrics has no mesh_model_version`);
+  return Number(match[1]);
+}
+
+/** Polls /debug/syncz until every client's every type is sent, ACKed and held alike. */
+async function waitForSyncz(admin: string, clients: SimClient[], timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const { ok, problems } = await checkSyncz(admin, clients);
+    if (ok) return;
+    if (performance.now() > deadline) throw new Error(`${what}: not done after ${timeoutMs} ms: ${problems.length} problems, e.g. ${problems.slice(0, 3).join('; ')}`);
+    await sleep(200);
+  }
 }
 
 async function waitForReady(admin: string, timeoutMs: number): Promise<void> {
@@ -110,10 +137,16 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
     const allHeld = () => clients.every((c) => ALL_TYPES.every((type) => c.ads.version(type) !== undefined));
     await waitFor('initial sync of the fleet', settings.syncTimeoutMs, allHeld, () => `${clients.filter((c) => ALL_TYPES.some((t) => c.ads.version(t) === undefined)).length} clients lack a type`);
     const initialSyncMs = performance.now() - syncStarted;
+    const atSync = sampleProcess(server.pid);
+    // Memory per agent as the connected fleet costs it, not the responses still on their way: every
+    // ACK in means every response left the server's write buffers (the peak is reported apart).
+    await waitForSyncz(server.admin, clients, settings.syncTimeoutMs, 'every ACK of the initial sync');
     const withFleet = sampleProcess(server.pid);
-    log(`  initial sync of ${clients.length} clients (${names.eds.length} EDS names each): ${initialSyncMs.toFixed(0)} ms; server RSS ${beforeFleet.rssMb.toFixed(0)} -> ${withFleet.rssMb.toFixed(0)} MB`);
+    log(`  initial sync of ${clients.length} clients (${names.eds.length} EDS names each): ${initialSyncMs.toFixed(0)} ms; server RSS ${beforeFleet.rssMb.toFixed(0)} MB before, ${atSync.rssMb.toFixed(0)} MB when the last client held every type, ${withFleet.rssMb.toFixed(0)} MB with every ACK in`);
 
     const pushRounds: Distribution[] = [];
+    const fromModelRounds: Distribution[] = [];
+    const modelChangeDelayMs: number[] = [];
     let pushCpuMs = 0;
     for (let round = 0; round < settings.rounds; round++) {
       await sleep(Math.max(500, settings.debounceMs * 3));
@@ -123,20 +156,36 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
         client.watchFrom = 0;
       }
       const cpuBefore = sampleProcess(server.pid).cpuMs;
+      const admin = server.admin;
+      const versionBefore = await modelVersion(admin);
       // Instances of different services and nodes each round, so every round is a real change.
       const victim = instanceIds[(round * 7919) % instanceIds.length]!;
       const changed = performance.now();
       consul.deregisterInstance(victim.node, victim.id);
+      let modelChanged: number | undefined;
+      const watchDeadline = changed + settings.roundTimeoutMs;
+      const modelWatch = (async () => {
+        while (modelChanged === undefined && performance.now() < watchDeadline) {
+          if ((await modelVersion(admin)) !== versionBefore) modelChanged = performance.now();
+          else await sleep(20);
+        }
+      })();
       const eds: ResourceTypeUrl = TypeUrl.ClusterLoadAssignment;
       await waitFor(`deregistration ${round + 1}`, settings.roundTimeoutMs, () => clients.every((c) => c.arrivals.has(eds)),
         () => `${clients.filter((c) => !c.arrivals.has(eds)).length} of ${clients.length} clients have no new ${TYPE_SHORT_NAME[eds]}`);
       pushCpuMs += sampleProcess(server.pid).cpuMs - cpuBefore;
       for (const client of clients) client.watchFrom = Infinity;
+      await modelWatch;
+      if (modelChanged === undefined) throw new Error(`deregistration ${round + 1}: mesh_model_version never moved from ${versionBefore}`);
       const times = clients.map((c) => c.arrivals.get(eds)! - changed);
       pushRounds.push(distribution(times));
-      log(`  deregistration ${round + 1}: p50 ${pushRounds[round]!.p50.toFixed(0)} ms, p99 ${pushRounds[round]!.p99.toFixed(0)} ms, max ${pushRounds[round]!.max.toFixed(0)} ms`);
+      fromModelRounds.push(distribution(clients.map((c) => c.arrivals.get(eds)! - modelChanged!)));
+      modelChangeDelayMs.push(modelChanged - changed);
+      const [all, fromModel] = [pushRounds[round]!, fromModelRounds[round]!];
+      log(`  deregistration ${round + 1}: p50 ${all.p50.toFixed(0)} ms, p99 ${all.p99.toFixed(0)} ms, max ${all.max.toFixed(0)} ms; model changed after ${(modelChanged - changed).toFixed(0)} ms, from then p50 ${fromModel.p50.toFixed(0)} ms, p99 ${fromModel.p99.toFixed(0)} ms, max ${fromModel.max.toFixed(0)} ms`);
     }
     const worst = pushRounds.reduce((a, b) => (b.max > a.max ? b : a));
+    const worstFromModel = fromModelRounds.reduce((a, b) => (b.max > a.max ? b : a));
 
     // Restart with the fleet connected: the clients reconnect with their backoff and resend their versions.
     const reconnectsBefore = clients.reduce((sum, c) => sum + c.ads.stats().reconnects, 0);
@@ -164,10 +213,12 @@ export async function runFleet(settings: FleetSettings, log: (line: string) => v
       initialSyncMs,
       pushMs: worst,
       pushRounds,
+      pushFromModelMs: worstFromModel,
+      modelChangeDelayMs,
       serverCpuMsPerPush: pushCpuMs / settings.rounds,
-      serverRssMb: { beforeFleet: beforeFleet.rssMb, withFleet: withFleet.rssMb, peak: peak.hwmMb },
+      serverRssMb: { beforeFleet: beforeFleet.rssMb, atSync: atSync.rssMb, withFleet: withFleet.rssMb, peak: peak.hwmMb },
       serverMemoryPerAgentMb: (withFleet.rssMb - beforeFleet.rssMb) / settings.clients,
-      initialSyncServerCpuMs: withFleet.cpuMs - beforeFleet.cpuMs,
+      initialSyncServerCpuMs: atSync.cpuMs - beforeFleet.cpuMs,
       resyncAfterRestartMs: synced - stopped,
       resyncAfterServingMs: synced - serving,
       reconnectsObserved,
