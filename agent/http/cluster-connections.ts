@@ -91,6 +91,8 @@ export class ClusterConnections {
       const oldest = this.idle.values().next().value as Duplex;
       this.idle.delete(oldest);
       this.release(oldest);
+      // Out of the http.Agent's free list now, not at its close event: no request may be given it meanwhile.
+      oldest.emit('agentRemove');
       oldest.destroy();
     }
   }

@@ -34,6 +34,8 @@ export class Http2Upstream {
   private session: http2.ClientHttp2Session | undefined;
   private connecting = false;
   private active = 0;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS, read when it changes (the getter builds an object per call). */
+  private capacity = Infinity;
   /** Streams the current session has carried, for max_requests_per_connection. */
   private carried = 0;
   /** Streams still open on retired sessions, which close when theirs end. */
@@ -89,7 +91,7 @@ export class Http2Upstream {
   private hasStreamFree(): boolean {
     const session = this.session;
     if (!session || session.closed || session.destroyed) return false;
-    return this.active < (session.remoteSettings.maxConcurrentStreams ?? Infinity);
+    return this.active < this.capacity;
   }
 
   private start(headers: http2.OutgoingHttpHeaders): http2.ClientHttp2Stream {
@@ -150,6 +152,7 @@ export class Http2Upstream {
         this.connecting = false;
         this.session = session;
         this.carried = 0;
+        this.capacity = session.remoteSettings.maxConcurrentStreams ?? Infinity;
         const gone = (): void => {
           if (this.session !== session) return;
           this.session = undefined;
@@ -162,7 +165,11 @@ export class Http2Upstream {
         session.once('goaway', gone);
         session.on('error', gone);
         // The peer's SETTINGS may raise the stream limit (or first state it).
-        session.on('remoteSettings', () => this.dispatch());
+        session.on('remoteSettings', (settings: http2.Settings) => {
+          if (this.session !== session) return;
+          this.capacity = settings.maxConcurrentStreams ?? Infinity;
+          this.dispatch();
+        });
         this.dispatch();
       },
       (error: Error) => {
