@@ -13,18 +13,18 @@ export class TokenBucket {
     this.tokens = burst;
   }
 
-  /** Resolves when a token is taken; false when aborted first. */
-  async take(signal: AbortSignal): Promise<boolean> {
+  /** Resolves when `cost` tokens (at most the burst) are taken; false when aborted first. */
+  async take(signal: AbortSignal, cost = 1): Promise<boolean> {
     for (;;) {
       const now = Date.now();
       this.tokens = Math.min(this.burst, this.tokens + (now - this.last) / this.intervalMs);
       this.last = now;
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
+      if (this.tokens >= cost) {
+        this.tokens -= cost;
         return true;
       }
       try {
-        await sleep(Math.ceil((1 - this.tokens) * this.intervalMs), undefined, { signal });
+        await sleep(Math.ceil((cost - this.tokens) * this.intervalMs), undefined, { signal });
       } catch {
         return false;
       }

@@ -19,7 +19,7 @@ export interface SweepSettings {
   concurrency: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
-  /** Sweeps are rate-limited as one watch: burst, then one per intervalMs. */
+  /** Sweeps are rate-limited as one watch: burst, then one full sweep's worth per intervalMs. */
   burst: number;
   intervalMs: number;
   /**
@@ -147,11 +147,17 @@ export class ServiceSweep {
 
   private async run(): Promise<void> {
     while (!this.stopped && this.hasDueWork()) {
-      if (!(await this.bucket.take(this.abort.signal))) return;
-      const now = Date.now();
+      let now = Date.now();
       // A service in backoff waits for its retry even when the catalog changes, so one failing
       // service is not asked at the pace of the whole catalog's changes.
-      const targets = [...this.services.values()].filter((service) => this.isDue(service, now));
+      let targets = [...this.services.values()].filter((service) => this.isDue(service, now));
+      // A pass costs its share of a full sweep: one that re-probes the few services a second
+      // wake caught mid-sweep, or retries one failed service, does not hold up the next change.
+      if (!(await this.bucket.take(this.abort.signal, targets.length / this.services.size))) return;
+      if (Date.now() !== now) {
+        now = Date.now();
+        targets = [...this.services.values()].filter((service) => this.isDue(service, now));
+      }
       // Most recently changed first: a rolling deploy changes one service again and again, and
       // its next change is then found at the start of the sweep instead of anywhere in it.
       targets.sort((a, b) => b.changedAt - a.changedAt);
