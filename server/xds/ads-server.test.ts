@@ -751,6 +751,24 @@ test('streams that get the same set share one encoded response, full and partial
   for (const push of pushes) t.deepEqual(names(push), ['outbound|80||b']);
 });
 
+test('with more than maxBufferedBytes written and not yet drained, further responses wait, then all arrive', async (t) => {
+  // Every response is over the limit: each waits for the one before it to drain.
+  const h = await start(t, { maxBufferedBytes: 1 });
+  h.ads.setModel(model({ listeners: { '*': [80] }, clusters: Array.from({ length: 200 }, (_, i) => `svc-${i}`) }));
+  const clients = Array.from({ length: 20 }, (_, i) => {
+    const client = h.client(`node-${i}`);
+    client.subscribe(TypeUrl.Cluster, '*');
+    client.subscribe(TypeUrl.Listener, '*');
+    return client;
+  });
+  await eventually('every client holds CDS and LDS', () => clients.every((c) => c.resources(TypeUrl.Cluster).size === 200 && c.resources(TypeUrl.Listener).size === 1));
+  await eventually('every ACK', () => h.ads.syncStatus().length === 20 && h.ads.syncStatus().every((s) => s.types.CDS?.state === 'SYNCED' && s.types.LDS?.state === 'SYNCED'));
+  // A change still reaches everyone through the same queue.
+  h.ads.setModel(model({ listeners: { '*': [80] }, clusters: Array.from({ length: 201 }, (_, i) => `svc-${i}`) }));
+  await eventually('the push everywhere', () => clients.every((c) => c.resources(TypeUrl.Cluster).size === 201));
+  t.pass();
+});
+
 test('AdsClient reconnects after a server restart, resubscribes and gets the new server\'s data', async (t) => {
   const first = await start(t);
   first.ads.setModel(model(basicWorld));

@@ -29,6 +29,15 @@ export interface AdsServerOptions {
    * and ACKs and other work are not starved; default 8.
    */
   pushBatchSize?: number;
+  /**
+   * Bytes of responses written but not yet taken by the clients' connections above which further
+   * responses wait for earlier ones to drain; default 32 MiB. grpc-js frames every response into
+   * a buffer of its own, so a fleet syncing at once would otherwise hold a copy of the whole mesh
+   * per client until its connection drains.
+   */
+  maxBufferedBytes?: number;
+  /** With responses waiting and no write completing for this long, the waiting ones go out anyway; default 2 s. */
+  stallMs?: number;
 }
 
 export interface LatencySummary {
@@ -113,6 +122,9 @@ interface TypeState {
   ackedNonce?: string;
   nackedNonce?: string;
   lastNack?: { version: string; message: string; at: string };
+  /** A response is due but waits for buffered bytes to drain; `waitingSince` is its model change. */
+  waiting: boolean;
+  waitingSince?: number;
 }
 
 interface AdsStream {
@@ -125,6 +137,8 @@ interface AdsStream {
   readonly types: Map<ResourceTypeUrl, TypeState>;
   closed: boolean;
   readonly authorize: AdsNodeAuthorizer | undefined;
+  /** Bytes written on this stream whose write has not completed. */
+  buffered: number;
 }
 
 /** An encoded DiscoveryResponse that every stream sending the same thing writes as is. */
@@ -247,6 +261,16 @@ export class AdsServer {
   private readonly debounceMs: number;
   private readonly maxDebounceMs: number;
   private readonly pushBatchSize: number;
+  private readonly maxBufferedBytes: number;
+  private readonly stallMs: number;
+  /** Bytes of every stream's writes not yet completed. */
+  private buffered = 0;
+  /** Streams with a response waiting for `buffered` to fall, in the order they started waiting. */
+  private readonly waitingStreams = new Set<AdsStream>();
+  private stallTimer?: NodeJS.Timeout;
+  private resuming = false;
+  /** Set while stalled responses go out regardless of the limit. */
+  private bypassingLimit = false;
   /** Tells this process's nonces and stream ids apart from those of an earlier run. */
   private readonly instance = crypto.randomBytes(3).toString('hex');
   private readonly streams = new Map<string, AdsStream>();
@@ -275,6 +299,8 @@ export class AdsServer {
     this.debounceMs = options.debounceMs ?? 100;
     this.maxDebounceMs = Math.max(this.debounceMs, options.maxDebounceMs ?? 1000);
     this.pushBatchSize = Math.max(1, options.pushBatchSize ?? 8);
+    this.maxBufferedBytes = Math.max(1, options.maxBufferedBytes ?? 32 * 1024 * 1024);
+    this.stallMs = Math.max(1, options.stallMs ?? 2000);
   }
 
   /** Serves StreamAggregatedResources on the given server (Delta ADS answers UNIMPLEMENTED). */
@@ -344,6 +370,8 @@ export class AdsServer {
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     this.debounceTimer = undefined;
     this.pendingModel = undefined;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     for (const stream of [...this.streams.values()]) {
       if (!stream.call.destroyed && !stream.call.writableEnded) stream.call.end();
       this.release(stream);
@@ -402,6 +430,7 @@ export class AdsServer {
       types: new Map(),
       closed: false,
       authorize,
+      buffered: 0,
     };
     this.streams.set(id, stream);
     call.on('data', (bytes: Buffer) => {
@@ -436,6 +465,11 @@ export class AdsServer {
     if (stream.closed) return;
     stream.closed = true;
     this.streams.delete(stream.id);
+    // Writes of a closed stream may never complete: their bytes stop counting now.
+    this.buffered -= stream.buffered;
+    stream.buffered = 0;
+    this.waitingStreams.delete(stream);
+    this.resumeWaiting(false);
     if (stream.node) {
       this.observer.streamClosed(stream.node.id);
       stream.log.info('xDS stream closed');
@@ -497,6 +531,7 @@ export class AdsServer {
         subscriptionChanged: true,
         sentAt: 0,
         resources: 0,
+        waiting: false,
       };
       if (request.versionInfo !== '') state.resumedVersion = request.versionInfo;
       stream.types.set(resourceType, state);
@@ -591,6 +626,10 @@ export class AdsServer {
       }
     }
     if (!force && snapshot.version === state.sentVersion) return false;
+    if (this.buffered >= this.maxBufferedBytes && !this.bypassingLimit) {
+      this.wait(stream, state, since);
+      return false;
+    }
     this.send(stream, state, snapshot, since);
     return true;
   }
@@ -636,6 +675,8 @@ export class AdsServer {
     const partial = PARTIAL_TYPES.has(state.typeUrl);
     const response = partial && state.held ? this.partialResponse(state.typeUrl, state.held, snapshot) : this.fullResponse(state.typeUrl, snapshot);
     const { nonce, count } = response;
+    state.waiting = false;
+    state.waitingSince = undefined;
     state.sentVersion = snapshot.version;
     state.held = partial ? snapshot : undefined;
     state.nonce = nonce;
@@ -643,13 +684,72 @@ export class AdsServer {
     state.sentAt = performance.now();
     this.counters.pushes++;
     const nodeId = stream.node!.id;
+    const length = response.bytes.length;
+    this.buffered += length;
+    stream.buffered += length;
     stream.call.write(response.bytes, (error?: Error | null) => {
+      if (!stream.closed) {
+        this.buffered -= length;
+        stream.buffered -= length;
+      }
+      this.resumeWaiting(false);
       if (error) return;
       const now = performance.now();
       if (since !== undefined) this.pushLatency.add(now - since);
       this.observer.pushed(nodeId, state.short, count, since === undefined ? 0 : (now - since) / 1000);
     });
     stream.log.debug({ type: state.short, version: snapshot.version, nonce, resources: count }, 'response sent');
+  }
+
+  /** Holds a due response until buffered bytes drain (or stall); resumeWaiting sends it then. */
+  private wait(stream: AdsStream, state: TypeState, since: number | undefined): void {
+    state.waiting = true;
+    if (since !== undefined && (state.waitingSince === undefined || since < state.waitingSince)) state.waitingSince = since;
+    this.waitingStreams.add(stream);
+    this.stallTimer ??= setTimeout(() => {
+      this.stallTimer = undefined;
+      this.resumeWaiting(true);
+    }, this.stallMs);
+  }
+
+  /**
+   * Sends waiting responses, oldest first, while buffered bytes are under the limit; `stalled`
+   * (nothing completed for stallMs) sends them all, so clients that stopped reading hold up no one.
+   */
+  private resumeWaiting(stalled: boolean): void {
+    if (this.resuming || this.waitingStreams.size === 0) return;
+    if (!stalled && this.stallTimer) {
+      // A write completed: progress, so the stall clock starts over.
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+    }
+    this.resuming = true;
+    this.bypassingLimit = stalled;
+    try {
+      for (const stream of this.waitingStreams) {
+        if (!stalled && this.buffered >= this.maxBufferedBytes) break;
+        this.waitingStreams.delete(stream);
+        if (stream.closed) continue;
+        for (const state of stream.types.values()) {
+          if (!state.waiting) continue;
+          state.waiting = false;
+          const since = state.waitingSince;
+          state.waitingSince = undefined;
+          this.respond(stream, state, state.sentVersion === undefined, since);
+        }
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'sending waiting responses failed');
+    } finally {
+      this.resuming = false;
+      this.bypassingLimit = false;
+    }
+    if (this.waitingStreams.size > 0) {
+      this.stallTimer ??= setTimeout(() => {
+        this.stallTimer = undefined;
+        this.resumeWaiting(true);
+      }, this.stallMs);
+    }
   }
 
   private fullResponse(typeUrl: ResourceTypeUrl, snapshot: ResourceSnapshot): SharedResponse {
