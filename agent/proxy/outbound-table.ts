@@ -235,6 +235,33 @@ function upstreamHttpOf(cluster: Loose): UpstreamHttp {
   return 'http1';
 }
 
+/**
+ * The fields of a ClusterLoadAssignment that endpoint sets are built from. A guard keeps its
+ * assignment for as long as the cluster lives (outlier ejections rebuild the set from it), and the
+ * decoded one carries much more per endpoint (istio metadata, host_identifier, ...) that nothing reads.
+ */
+function balancedFields(cla: DecodedLoadAssignment): DecodedLoadAssignment {
+  const out: DecodedLoadAssignment = { cluster_name: cla.cluster_name };
+  if (cla.policy?.overprovisioning_factor !== undefined) out.policy = { overprovisioning_factor: cla.policy.overprovisioning_factor };
+  if (cla.endpoints === undefined) return out;
+  out.endpoints = cla.endpoints.map((group) => ({
+    locality: group.locality,
+    load_balancing_weight: group.load_balancing_weight,
+    priority: group.priority,
+    lb_endpoints: group.lb_endpoints?.map((lb) => {
+      const socket = lb.endpoint?.address?.socket_address;
+      const mesh = lb.metadata?.filter_metadata?.mesh;
+      return {
+        endpoint: socket ? { address: { socket_address: { address: socket.address, port_value: socket.port_value } } } : lb.endpoint,
+        health_status: lb.health_status,
+        load_balancing_weight: lb.load_balancing_weight,
+        metadata: mesh === undefined ? undefined : { filter_metadata: { mesh } },
+      };
+    }),
+  }));
+  return out;
+}
+
 function listenerPort(listener: Loose): number | undefined {
   const address = isRecord(listener.address) ? listener.address.socket_address : undefined;
   return isRecord(address) && typeof address.port_value === 'number' ? address.port_value : undefined;
@@ -301,7 +328,7 @@ export class OutboundTable {
       const eds = isRecord(raw.eds_cluster_config) ? raw.eds_cluster_config.service_name : undefined;
       const cla = config.endpoints.get(typeof eds === 'string' && eds !== '' ? eds : name) as DecodedLoadAssignment | undefined;
       try {
-        const guard = guards.update(name, clusterResilience(raw as DecodedGuardedCluster), cla ?? { cluster_name: name });
+        const guard = guards.update(name, clusterResilience(raw as DecodedGuardedCluster), cla ? balancedFields(cla) : { cluster_name: name });
         this.clusters.set(name, { kind: 'eds', guard, upstreamHttp: upstreamHttpOf(raw) });
       } catch {
         // Left out on purpose: connections to it fail with "unknown cluster", naming it.

@@ -484,7 +484,8 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
       if (!wanted || wanted.has(name)) {
         next.set(name, resource);
         // A copy: the Any is a view into the whole response, which should not stay alive for it.
-        if (this.keepEncoded) encoded.set(name, { type_url: any.type_url, value: Buffer.from(any.value) });
+        // The state's type URL (equal, checked above) rather than one string per resource read off the wire.
+        if (this.keepEncoded) encoded.set(name, { type_url: state.typeUrl, value: Buffer.from(any.value) });
       }
     }
     // Until released after the update, the resources just decoded are served as they are.
